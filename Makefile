@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+STAMP := $(VENV)/.synced
+
+.PHONY: env demo test lint typecheck unit bench clean
+
+$(UV):
+	$(PY) -m pip install --user --quiet uv || $(PY) -m pip install --quiet uv
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python 3.11
+	@touch $(STAMP)
+
+env: $(STAMP)
+
+demo: env
+	$(VENV)/bin/narration demo
+
+lint: env
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: env
+	$(VENV)/bin/mypy --strict src
+
+unit: env
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck unit
+
+bench: env
+	$(VENV)/bin/python -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

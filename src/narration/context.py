@@ -1,0 +1,149 @@
+"""The job context: one immutable value in one ContextVar, inherited by tasks and threads."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Awaitable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .events import NarrationEvent
+
+__all__ = [
+    "NarrationContext",
+    "current_context",
+    "narration_context",
+    "with_narration_context",
+]
+
+T = TypeVar("T")
+
+
+class EventTap:
+    """Something that sees every event emitted while it is in the context (test capture)."""
+
+    def on_event(self, event: NarrationEvent) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class NarrationContext:
+    """Who is doing what: the ids every event emitted inside this context carries.
+
+    Frozen, so copying it between tasks and threads is a pointer copy. `fields` are added to
+    every event. `taps` is internal: the captures watching this context (see `narration.testing`).
+    """
+
+    job_id: str | None = None
+    correlation_id: str | None = None
+    actor: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    fields: Mapping[str, Any] | None = None
+    taps: tuple[EventTap, ...] = field(default=(), repr=False, compare=False)
+
+    def with_job_id(self, job_id: str | None) -> NarrationContext:
+        """A copy with `job_id` replaced."""
+        return replace(self, job_id=job_id)
+
+    def with_correlation_id(self, correlation_id: str | None) -> NarrationContext:
+        """A copy with `correlation_id` replaced."""
+        return replace(self, correlation_id=correlation_id)
+
+    def with_actor(self, actor: str | None) -> NarrationContext:
+        """A copy with `actor` replaced."""
+        return replace(self, actor=actor)
+
+    def with_trace(self, trace_id: str | None, span_id: str | None) -> NarrationContext:
+        """A copy with the W3C trace and span ids replaced."""
+        return replace(self, trace_id=trace_id, span_id=span_id)
+
+    def with_fields(self, **fields: Any) -> NarrationContext:
+        """A copy whose fields are these merged over the current ones."""
+        merged = {**(self.fields or {}), **fields}
+        return replace(self, fields=merged or None)
+
+    def merged(self, **overrides: Any) -> NarrationContext:
+        """A copy where every non-None override replaces its field; `fields` merge key by key."""
+        changes = {key: value for key, value in overrides.items() if value is not None}
+        if "fields" in changes:
+            changes["fields"] = {**(self.fields or {}), **changes["fields"]} or None
+        return replace(self, **changes) if changes else self
+
+
+EMPTY = NarrationContext()
+_current: contextvars.ContextVar[NarrationContext] = contextvars.ContextVar(
+    "narration_context", default=EMPTY
+)
+
+
+def current_context() -> NarrationContext:
+    """The context in force here (an empty one outside any job)."""
+    return _current.get()
+
+
+@contextmanager
+def narration_context(
+    ctx: NarrationContext | None = None,
+    *,
+    job_id: str | None = None,
+    correlation_id: str | None = None,
+    actor: str | None = None,
+    trace_id: str | None = None,
+    span_id: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> Iterator[NarrationContext]:
+    """Merge `ctx` and the given values into the current context for the `with` block.
+
+    Values given here override, the rest inherit; the previous context comes back on exit,
+    also when the block raises. Works in sync and async code alike.
+    """
+    base = _current.get()
+    if ctx is not None:
+        base = base.merged(
+            job_id=ctx.job_id,
+            correlation_id=ctx.correlation_id,
+            actor=ctx.actor,
+            trace_id=ctx.trace_id,
+            span_id=ctx.span_id,
+            fields=ctx.fields,
+        )
+        if ctx.taps:
+            base = replace(base, taps=base.taps + tuple(t for t in ctx.taps if t not in base.taps))
+    new = base.merged(
+        job_id=job_id,
+        correlation_id=correlation_id,
+        actor=actor,
+        trace_id=trace_id,
+        span_id=span_id,
+        fields=fields,
+    )
+    token = _current.set(new)
+    try:
+        yield new
+    finally:
+        _current.reset(token)
+
+
+async def with_narration_context(ctx: NarrationContext, awaitable: Awaitable[T]) -> T:
+    """Await `awaitable` with exactly `ctx` current, and return its result.
+
+    Tasks the awaitable creates inherit `ctx`; the caller's context is restored afterwards,
+    also when it raises. (An already running Task keeps the context it was created with.)
+    """
+    token = _current.set(ctx)
+    try:
+        return await awaitable
+    finally:
+        _current.reset(token)
+
+
+def _set_current(ctx: NarrationContext) -> contextvars.Token[NarrationContext]:
+    """Make `ctx` current; internal helper for code that must reset it by token."""
+    return _current.set(ctx)
+
+
+def _reset_current(token: contextvars.Token[NarrationContext]) -> None:
+    _current.reset(token)

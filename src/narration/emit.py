@@ -1,0 +1,149 @@
+"""`n()`: build one event from the caller's words and context, and hand it to the dispatcher.
+
+This is the hot path: no I/O, no locks, no per-subscriber work, and it never raises for bad
+runtime data (it sanitizes and flags instead). Measure before and after changing it.
+"""
+
+from __future__ import annotations
+
+import sys
+from time import time_ns as _time_ns
+from types import CodeType
+from typing import Any
+
+import msgspec
+
+from .context import _current
+from .dispatch import dispatcher
+from .events import LEVEL_RANK, Level, NarrationEvent
+from .sanitize import MAX_MESSAGE_CHARS, VALID_ACTIONS, clean_action, clean_text
+
+__all__ = ["n", "narrate"]
+
+_CALLER_CACHE_CAP = 8192
+# Keyed by id(code): hashing a code object is slow, and the entry holds the code object, so
+# its id cannot be reused while it is cached.
+_callers: dict[int, tuple[CodeType, str, str]] = {}
+_getframe = sys._getframe
+_rank = LEVEL_RANK
+_INFO = Level.INFO
+_INFO_RANK = LEVEL_RANK[_INFO]
+_routes = dispatcher.routes
+_valid_actions = VALID_ACTIONS
+
+
+def _caller_info(code: CodeType) -> tuple[CodeType, str, str]:
+    """(code, actor, fn_name) of `n()`'s caller: its top-level package and qualified name."""
+    module = _getframe(2).f_globals.get("__name__", "main")
+    if len(_callers) >= _CALLER_CACHE_CAP:
+        _callers.clear()
+    actor = module.partition(".")[0].strip("_") or "main"
+    info = (code, actor, f"{module}.{code.co_qualname}")
+    _callers[id(code)] = info
+    return info
+
+
+def n(
+    action: str,
+    message: str,
+    *args: Any,
+    level: Level | str = _INFO,
+    cute: str | None = None,
+    story: str | None = None,
+    target: str | None = None,
+    **fields: Any,
+) -> NarrationEvent | None:
+    """Narrate: `n("spawn", "Spawning worker on GPU {}", gpu)`.
+
+    The event carries the current context's job id, correlation id and trace ids; its actor is
+    the context's actor or the caller's top-level package. Returns the event, or None when its
+    level is below the configured threshold.
+    """
+    if level is _INFO:  # the common case; hashing an Enum member is slow
+        if dispatcher.min_rank > _INFO_RANK:
+            return None
+    elif _level_rank(level, fields) < dispatcher.min_rank:
+        return None
+    if type(action) is not str or type(message) is not str:
+        action, message = _check_types(action, message)
+    ctx = _current.get()
+    code = _getframe(1).f_code
+    info = _callers.get(id(code)) or _caller_info(code)
+    if args:
+        try:
+            message = message.format(*args)
+        except Exception as exc:
+            fields["format_error"] = f"{type(exc).__name__}: {exc}"
+    if not (message.isprintable() and len(message) <= MAX_MESSAGE_CHARS):
+        message = clean_text(message)
+    if action not in _valid_actions:
+        action, invalid = clean_action(action)
+        if invalid:
+            fields["invalid_action"] = True
+    if ctx.fields:
+        fields = {**ctx.fields, **fields}
+    event = NarrationEvent(
+        ts=_time_ns() // 1000 / 1e6,
+        level=level if type(level) is Level else _as_level(level, fields),
+        actor=ctx.actor or info[1],
+        action=action,
+        human=message,
+        job_id=ctx.job_id,
+        correlation_id=ctx.correlation_id,
+        trace_id=ctx.trace_id,
+        span_id=ctx.span_id,
+        fn_name=info[2],
+        fields=fields or None,
+    )
+    if target is not None or cute is not None or story is not None:
+        event = _with_variants(event, target, cute, story)
+    # Dispatch, inlined (this is the hottest line of the library): job log, then sinks.
+    if event.job_id is not None:
+        route = _routes.get(event.job_id)
+        if route is None:
+            dispatcher.unrouted += 1
+        else:
+            route(event)
+    if dispatcher.sinks:
+        dispatcher.to_sinks(event)
+    if ctx.taps:
+        for tap in ctx.taps:
+            tap.on_event(event)
+    return event
+
+
+narrate = n
+
+
+def _with_variants(
+    event: NarrationEvent, target: str | None, cute: str | None, story: str | None
+) -> NarrationEvent:
+    """`event` with its target and its cute/story texts (cleaned like the message)."""
+    return msgspec.structs.replace(
+        event,
+        target=None if target is None else clean_action(str(target))[0],
+        cute=None if cute is None else clean_text(str(cute)),
+        story=None if story is None else clean_text(str(story)),
+    )
+
+
+def _as_level(level: object, fields: dict[str, Any]) -> Level:
+    """`level` as a Level; an unknown one becomes INFO and is flagged rather than raising."""
+    try:
+        return Level.parse(level)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        fields["invalid_level"] = repr(level)[:64]
+        return _INFO
+
+
+def _level_rank(level: object, fields: dict[str, Any]) -> int:
+    return _rank[_as_level(level, fields)]
+
+
+def _check_types(action: object, message: object) -> tuple[str, str]:
+    """Non-str actions or messages are programming errors: fail loudly, at the call site."""
+    if not isinstance(action, str):
+        raise TypeError(f"narration action must be str, not {type(action).__name__}")
+    if not isinstance(message, str):
+        raise TypeError(f"narration message must be str, not {type(message).__name__}")
+    return str(action), str(message)

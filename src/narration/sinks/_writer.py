@@ -1,0 +1,98 @@
+"""A bounded queue drained by one daemon thread, so sinks never do I/O on the emit path."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["BackgroundWriter"]
+
+
+class BackgroundWriter(Generic[T]):
+    """Queue items from any thread; a daemon thread hands them to `write` in batches.
+
+    `put` is a deque append plus, only when the writer sleeps, one Event.set. When more than
+    `capacity` items wait, new ones are counted as dropped and `on_drop(count)` is called by
+    the writer so the loss is reported, never silent. Flushed at interpreter exit.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[T]], None],
+        *,
+        name: str,
+        capacity: int = 100_000,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        self._write = write
+        self._on_drop = on_drop
+        self._capacity = capacity
+        self._items: deque[T] = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._sleeping = False
+        self._closed = False
+        self.dropped = 0
+        self.failed = 0
+        self._reported_drops = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def put(self, item: T) -> None:
+        """Queue `item` for writing; never blocks."""
+        if len(self._items) >= self._capacity:
+            self.dropped += 1
+        else:
+            self._items.append(item)
+        if self._sleeping:
+            self._wake.set()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far is written; False if `timeout` passed first."""
+        if threading.current_thread() is self._thread:
+            return True
+        self._idle.clear()
+        self._wake.set()
+        return self._idle.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the thread."""
+        if self._closed:
+            return
+        self.flush(timeout)
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout)
+        atexit.unregister(self.close)
+
+    def _run(self) -> None:
+        items = self._items
+        while True:
+            if items:
+                batch = [items.popleft() for _ in range(min(len(items), 4096))]
+                self._safe_write(batch)
+                continue
+            if self.dropped != self._reported_drops and self._on_drop is not None:
+                count = self.dropped - self._reported_drops
+                self._reported_drops = self.dropped
+                self._on_drop(count)
+            self._idle.set()
+            if self._closed:
+                return
+            self._sleeping = True
+            if not items:
+                self._wake.wait()
+            self._sleeping = False
+            self._wake.clear()
+
+    def _safe_write(self, batch: list[T]) -> None:
+        try:
+            self._write(batch)
+        except Exception:  # a closed stream must not kill the writer thread; count the loss
+            self.failed += len(batch)

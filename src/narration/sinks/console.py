@@ -1,0 +1,80 @@
+"""The console sink: one readable block per event on stderr, written off the emit path."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from ..events import Level, Mode, NarrationEvent
+from ._writer import BackgroundWriter
+
+__all__ = ["ConsoleSink", "format_line"]
+
+_COLORS = {
+    Level.TRACE: "\x1b[2m",
+    Level.DEBUG: "\x1b[2m",
+    Level.INFO: "",
+    Level.WARN: "\x1b[33m",
+    Level.ERROR: "\x1b[31m",
+    Level.FATAL: "\x1b[1;31m",
+}
+_DIM, _BOLD, _RESET = "\x1b[2m", "\x1b[1m", "\x1b[0m"
+
+
+def format_line(event: NarrationEvent, mode: Mode = Mode.HUMAN, color: bool = False) -> str:
+    """`HH:MM:SS.mmm actor action  message key=value`; later message lines are indented."""
+    clock = (
+        time.strftime("%H:%M:%S", time.localtime(event.ts)) + f".{int(event.ts * 1000) % 1000:03d}"
+    )
+    head = f"{clock} {event.actor:<8} {event.action:<14}"
+    text = event.text(mode)
+    if event.level not in (Level.INFO,):
+        text = f"[{event.level.value}] {text}"
+    lines = text.split("\n")
+    indent = "\n" + " " * (len(head) + 1)
+    body = indent.join(lines)
+    extra = ""
+    if event.fields:
+        extra = " " + " ".join(f"{key}={value!r}" for key, value in event.fields.items())
+    if not color:
+        return f"{head} {body}{extra}"
+    tint = _COLORS.get(event.level, "")
+    return (
+        f"{_DIM}{clock}{_RESET} {_BOLD}{event.actor:<8}{_RESET} {event.action:<14} "
+        f"{tint}{body}{_RESET if tint else ''}{_DIM}{extra}{_RESET}"
+    )
+
+
+class ConsoleSink:
+    """Prints events to `stream` (stderr by default); colors only when it is a TTY."""
+
+    def __init__(
+        self, stream: TextIO | None = None, mode: Mode = Mode.HUMAN, color: bool | None = None
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.mode = mode
+        self.color = self.stream.isatty() if color is None else color
+        self._writer: BackgroundWriter[NarrationEvent] = BackgroundWriter(
+            self._write, name="narration-console", on_drop=self._report_drop
+        )
+
+    def __call__(self, event: NarrationEvent) -> None:
+        self._writer.put(event)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued event is printed."""
+        return self._writer.flush(timeout)
+
+    def close(self) -> None:
+        """Print what is queued and stop the writer thread."""
+        self._writer.close()
+
+    def _write(self, batch: list[NarrationEvent]) -> None:
+        text = "\n".join(format_line(event, self.mode, self.color) for event in batch)
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def _report_drop(self, count: int) -> None:
+        self.stream.write(f"narration: console fell behind, {count} events not printed\n")
+        self.stream.flush()

@@ -1,0 +1,21 @@
+"""Test helpers: per-context event capture, and (with the server) a real-server harness."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .capture import CapturedEvents, capture
+
+__all__ = ["CapturedEvents", "NarrationTestHarness", "capture"]
+
+if TYPE_CHECKING:
+    from .harness import NarrationTestHarness
+
+
+def __getattr__(name: str) -> Any:
+    # The harness pulls in the server stack; import it only when asked for.
+    if name == "NarrationTestHarness":
+        from .harness import NarrationTestHarness
+
+        return NarrationTestHarness
+    raise AttributeError(name)
