@@ -1,0 +1,233 @@
+"""The job runner: starts an operation's handler inside the job's context, and ends every job
+with exactly one terminal event, appended only after its final state is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..context import NarrationContext, _current
+from ..dispatch import dispatcher
+from ..emit import n
+from ..events import Level
+from ..ids import new_job_id
+from ..store.base import EventLog, JobRecord, Store
+from .states import FINAL_STATES, JobState, check_transition
+
+__all__ = ["Handler", "Job", "JobFinished", "JobManager", "NotAccepting", "UnknownJob"]
+
+Handler = Callable[[Any, "Job"], Awaitable[None]]
+
+
+class UnknownJob(LookupError):
+    """No job with this id lives here (never existed, or expired)."""
+
+
+class JobFinished(RuntimeError):
+    """The job already reached a final state."""
+
+
+class NotAccepting(RuntimeError):
+    """The server is at capacity or shutting down."""
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """A live job as its handler sees it: its record, its log and its narration context."""
+
+    record: JobRecord
+    log: EventLog
+    context: NarrationContext
+    operation: Any = None
+    task: asyncio.Task[None] | None = None
+    cancel_requested: bool = False
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def job_id(self) -> str:
+        return self.record.job_id
+
+    @property
+    def correlation_id(self) -> str:
+        return self.record.correlation_id
+
+
+class JobManager:
+    """Creates, runs, cancels and ends jobs; the only writer of job state.
+
+    `handlers` maps operation names to `async def handler(operation, job)`. An operation with no
+    handler fails at once, unless `hold_unhandled` (test harness): then the job stays running
+    until `complete()`, `fail()` or `cancel()`.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        handlers: Mapping[str, Handler] | None = None,
+        *,
+        retention_s: float = 600.0,
+        timeout_s: float | None = None,
+        max_running: int = 10_000,
+        hold_unhandled: bool = False,
+        actor: str | None = None,
+    ) -> None:
+        self.store = store
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+        self.retention_s = retention_s
+        self.timeout_s = timeout_s
+        self.max_running = max_running
+        self.hold_unhandled = hold_unhandled
+        self.actor = actor
+        self.accepting = True
+        self.live: dict[str, Job] = {}
+
+    @property
+    def running(self) -> int:
+        """How many jobs are running in this process."""
+        return len(self.live)
+
+    async def submit(
+        self,
+        operation: Any,
+        *,
+        correlation_id: str,
+        parent_job_id: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+    ) -> Job:
+        """Create the job and start its handler now (not on the first stream request)."""
+        if not self.accepting:
+            raise NotAccepting("the server is shutting down")
+        if len(self.live) >= self.max_running:
+            raise NotAccepting(f"the server is at capacity ({self.max_running} running jobs)")
+        record = JobRecord(
+            job_id=new_job_id(),
+            operation=operation.to_dict(),
+            correlation_id=correlation_id,
+            created_at=time.time(),
+            parent_job_id=parent_job_id,
+            trace_id=trace_id,
+        )
+        log = await self.store.create(record)
+        context = NarrationContext(
+            job_id=record.job_id,
+            correlation_id=correlation_id,
+            actor=self.actor,
+            trace_id=trace_id,
+            span_id=span_id,
+        )
+        job = Job(record, log, context, operation)
+        self.live[record.job_id] = job
+        dispatcher.add_route(record.job_id, log.append)
+        check_transition(record.state, JobState.RUNNING)
+        record.state, record.started_at = JobState.RUNNING, time.time()
+        await self.store.start(record)
+        handler = self.handlers.get(operation.name)
+        if handler is not None:
+            job.task = asyncio.create_task(
+                self._run(job, handler), name=f"narration-{record.job_id}"
+            )
+        elif not self.hold_unhandled:
+            await self.finish(job, JobState.FAILED, f"no handler for {operation.name!r} here")
+        return job
+
+    async def _run(self, job: Job, handler: Handler) -> None:
+        token = _current.set(job.context)
+        try:
+            state, error = await self._call(job, handler)
+        finally:
+            _current.reset(token)
+        await self.finish(job, state, error)
+
+    async def _call(self, job: Job, handler: Handler) -> tuple[JobState, str | None]:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await handler(job.operation, job)
+        except asyncio.CancelledError:
+            return JobState.CANCELLED, ("cancelled" if job.cancel_requested else "server stopped")
+        except TimeoutError:
+            error = f"timed out after {self.timeout_s:g} s"
+            n("job_timeout", "Job timed out after {:g} s", self.timeout_s, level=Level.ERROR)
+            return JobState.FAILED, error
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            n("job_failed", "Job failed: {}", error, level=Level.ERROR)
+            return JobState.FAILED, error
+        return JobState.COMPLETED, None
+
+    async def finish(self, job: Job, state: JobState, error: str | None = None) -> None:
+        """Commit the final state, then seal the log with the one terminal event."""
+        record = job.record
+        if record.state in FINAL_STATES:
+            return
+        check_transition(record.state, state)
+        record.state, record.error, record.finished_at = state, error, time.time()
+        await job.log.flush()
+        await self.store.finish(record, job.log)
+        dispatcher.remove_route(record.job_id)
+        self.live.pop(record.job_id, None)
+        job.finished.set()
+        await self.store.expire(record.job_id, self.retention_s)
+
+    def _live(self, job_id: str) -> Job:
+        job = self.live.get(job_id)
+        if job is None:
+            raise UnknownJob(job_id)
+        return job
+
+    async def _final_or_unknown(self, job_id: str) -> JobFinished | UnknownJob:
+        record = await self.store.get(job_id)
+        if record is not None and record.state in FINAL_STATES:
+            return JobFinished(f"job {job_id} already {record.state}")
+        return UnknownJob(job_id)
+
+    async def complete(self, job_id: str) -> JobRecord:
+        """End a held job as completed (`done`)."""
+        return await self._end(job_id, JobState.COMPLETED, None)
+
+    async def fail(self, job_id: str, error: str) -> JobRecord:
+        """End a held job as failed (`error`)."""
+        return await self._end(job_id, JobState.FAILED, error)
+
+    async def _end(self, job_id: str, state: JobState, error: str | None) -> JobRecord:
+        job = self.live.get(job_id)
+        if job is None:
+            raise await self._final_or_unknown(job_id)
+        if job.task is not None:
+            raise RuntimeError(f"job {job_id} is run by its handler; cancel it instead")
+        await self.finish(job, state, error)
+        return job.record
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a running job: its handler task is cancelled and the stream ends `cancelled`."""
+        job = self.live.get(job_id)
+        if job is None:
+            raise await self._final_or_unknown(job_id)
+        job.cancel_requested = True
+        if job.task is not None and not job.task.done():
+            job.task.cancel()
+            try:
+                await asyncio.wait_for(job.finished.wait(), timeout=10.0)
+            except TimeoutError:  # the handler swallowed the cancellation: end it anyway
+                await self.finish(job, JobState.CANCELLED, "cancelled (handler did not stop)")
+        else:
+            await self.finish(job, JobState.CANCELLED, "cancelled")
+        return job.record
+
+    async def shutdown(self, grace_s: float = 5.0) -> None:
+        """Stop accepting jobs; cancel what still runs after `grace_s` so every stream ends."""
+        self.accepting = False
+        tasks = [job.task for job in self.live.values() if job.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace_s)
+        for job in list(self.live.values()):
+            if job.task is not None and not job.task.done():
+                job.task.cancel()
+            else:
+                await self.finish(job, JobState.CANCELLED, "server stopped")
+        remaining = [job.task for job in self.live.values() if job.task is not None]
+        if remaining:
+            await asyncio.wait(remaining, timeout=grace_s)

@@ -1,0 +1,71 @@
+"""Running the app under uvicorn with a graceful stop: streams are flushed and closed first."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+__all__ = ["NarrationServer", "serve"]
+
+
+class NarrationServer(uvicorn.Server):
+    """A uvicorn server that, on shutdown, first ends running jobs and open SSE streams.
+
+    Plain uvicorn waits for open connections before running the app's shutdown, and an SSE
+    stream of a running job never closes by itself; this ends them before that wait.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.ready.set()
+
+    async def start(self, timeout: float = 10.0) -> asyncio.Task[None]:
+        """Start serving in a task of the running loop; return it once the socket listens."""
+        task = asyncio.create_task(self.serve(), name="narration-uvicorn")
+        ready = asyncio.create_task(self.ready.wait())
+        done, _ = await asyncio.wait((task, ready), timeout=timeout, return_when="FIRST_COMPLETED")
+        if ready not in done:
+            ready.cancel()
+            if task.done():
+                exc = task.exception() if not task.cancelled() else None
+                raise RuntimeError(f"the server did not start: {exc!r}")
+            task.cancel()
+            raise TimeoutError(f"the server did not start within {timeout} s")
+        return task
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        app: Any = self.config.app
+        state = getattr(getattr(app, "state", None), "narration", None)
+        if state is not None and not state.streams.closing.is_set():
+            await state.begin_shutdown()
+        await super().shutdown(sockets)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        for server in self.servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        raise RuntimeError("the server is not listening yet")
+
+
+def make_server(
+    app: FastAPI, host: str = "127.0.0.1", port: int = 7833, **config: Any
+) -> NarrationServer:
+    """A server for `app`, not yet started (`await server.serve()` runs it)."""
+    options: dict[str, Any] = {"log_level": "warning", "timeout_graceful_shutdown": 10, **config}
+    return NarrationServer(uvicorn.Config(app, host=host, port=port, **options))
+
+
+def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 7833, **config: Any) -> None:
+    """Serve `app` until SIGINT/SIGTERM."""
+    asyncio.run(make_server(app, host, port, **config).serve())

@@ -1,0 +1,50 @@
+"""Server settings: defaults from DESIGN.md section 4, overridable by `NARRATION_*` env vars."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+__all__ = ["ServerSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Everything a server can be told; each field `x` reads env `NARRATION_X` in `from_env`."""
+
+    retention_s: float = 600.0
+    max_events: int = 100_000
+    max_bytes: int = 64 * 1024 * 1024
+    job_timeout_s: float | None = None
+    keepalive_s: float = 15.0
+    max_body_bytes: int = 1024 * 1024
+    max_running: int = 10_000
+    shutdown_grace_s: float = 5.0
+    store: str | None = None
+    actor: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServerSettings:
+        """Defaults, then `NARRATION_*` env values, then `overrides` (None means "not given")."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            raw = env.get(f"NARRATION_{spec.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[spec.name] = _convert(spec.name, str(spec.type), raw)
+        settings = replace(cls(), **values)
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return replace(settings, **given)
+
+
+def _convert(name: str, kind: str, raw: str) -> Any:
+    try:
+        if "float" in kind:
+            return None if raw.lower() in ("none", "off") else float(raw)
+        if "int" in kind:
+            return int(raw)
+    except ValueError:
+        raise ValueError(f"NARRATION_{name.upper()}={raw!r} is not a number") from None
+    return raw

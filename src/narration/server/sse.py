@@ -1,0 +1,103 @@
+"""The SSE response: reads a job's log from a cursor and sends ready-made frames in batches."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ..store.base import EventLog
+from ..wire import KEEPALIVE_FRAME, RETRY_FRAME
+
+__all__ = ["EventStreamResponse", "StreamRegistry", "parse_cursor"]
+
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),
+    (b"connection", b"keep-alive"),
+]
+
+
+class StreamRegistry:
+    """The open streams of a server: counted, and told to finish when the server stops."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.closing = asyncio.Event()
+
+
+class EventStreamResponse(Response):
+    """An ASGI response streaming `log` after `cursor` until its terminal, then closing.
+
+    Whatever is available is sent in one write; after `keepalive_s` of silence a comment is
+    sent. A client disconnect cancels the reader at once, leaving nothing behind.
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        cursor: int,
+        registry: StreamRegistry,
+        keepalive_s: float = 15.0,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(status_code=200, media_type="text/event-stream")
+        self.log, self.cursor, self.registry = log, cursor, registry
+        self.keepalive_s = keepalive_s
+        self.stream_headers = _HEADERS + (headers or [])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.registry.open += 1
+        try:
+            writer = asyncio.create_task(self._write(send))
+            watcher = asyncio.create_task(self._watch(receive))
+            try:
+                await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (writer, watcher):
+                    task.cancel()
+                await asyncio.gather(writer, watcher, return_exceptions=True)
+            if writer.done() and not writer.cancelled() and writer.exception() is not None:
+                raise writer.exception()  # type: ignore[misc]
+        finally:
+            self.registry.open -= 1
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    async def _write(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.stream_headers})
+        await send({"type": "http.response.body", "body": RETRY_FRAME, "more_body": True})
+        closing = self.registry.closing
+        while True:
+            timeout = 0.0 if closing.is_set() else self.keepalive_s
+            result = await self.log.read(self.cursor, timeout=timeout)
+            self.cursor = result.cursor
+            if result.done:
+                body = b"".join(result.frames)
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+            if result.frames:
+                body = b"".join(result.frames)
+            elif closing.is_set():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            else:
+                body = KEEPALIVE_FRAME
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+def parse_cursor(last_event_id: str | None, after: str | None) -> int:
+    """The resume cursor from `Last-Event-ID` or `?after=` (the larger); ValueError if bad."""
+    cursor = 0
+    for raw in (last_event_id, after):
+        if raw is None or raw == "":
+            continue
+        text = raw.strip()
+        if not text.isdigit() or len(text) > 18:
+            raise ValueError(f"{raw[:40]!r} is not an event id (a non-negative integer)")
+        cursor = max(cursor, int(text))
+    return cursor

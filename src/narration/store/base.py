@@ -1,0 +1,136 @@
+"""The storage interface: job records and one append-only event log per job.
+
+Two implementations: `memory` (embedded default) and `redis` (several replicas). The emit path
+only ever calls `EventLog.append`, which must never block or raise.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..events import NarrationEvent
+
+__all__ = ["EventLog", "JobRecord", "LogLimits", "ReadResult", "Store"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogLimits:
+    """How much one job's log retains before dropping its oldest events (with a `gap`)."""
+
+    max_events: int = 100_000
+    max_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class ReadResult:
+    """What a reader gets from one `EventLog.read`: SSE frames to send as they are.
+
+    `frames` may begin with a `gap` frame and end with the terminal frame; `cursor` is the last
+    id covered (the reader's next `after`); `done` means the terminal was included (or was
+    already behind the cursor), so the stream is over.
+    """
+
+    frames: list[bytes] = field(default_factory=list)
+    cursor: int = 0
+    done: bool = False
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """A job's state as stored; states go queued -> running -> completed | failed | cancelled."""
+
+    job_id: str
+    operation: dict[str, Any]
+    correlation_id: str
+    state: str = "queued"
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    parent_job_id: str | None = None
+    trace_id: str | None = None
+    owner: str | None = None
+
+    def summary(self, events: int) -> dict[str, Any]:
+        """The JSON body of `GET /v1/jobs/{id}`."""
+        return {
+            "job_id": self.job_id,
+            "operation": self.operation,
+            "state": self.state,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "events": events,
+            "correlation_id": self.correlation_id,
+        }
+
+
+class EventLog(ABC):
+    """One job's ordered, append-only event log: ids 1, 2, 3, ..., sealed by one terminal."""
+
+    job_id: str
+
+    @abstractmethod
+    def append(self, event: NarrationEvent) -> None:
+        """Add `event` with the next id; non-blocking, safe from any thread, never raises."""
+
+    @abstractmethod
+    async def read(self, after: int, timeout: float) -> ReadResult:
+        """Frames for ids > `after`, waiting up to `timeout` s for some (none on timeout)."""
+
+    @abstractmethod
+    def terminal_id(self) -> int | None:
+        """The id of the terminal event, once the log is sealed."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many events were appended (dropped ones included, terminal excluded)."""
+
+    async def flush(self) -> None:  # noqa: B027 - optional hook; memory logs have nothing to flush
+        """Wait until appended events are durable and readable by every reader."""
+
+
+class Store(ABC):
+    """Job records and their logs. The runner is the only writer of job state."""
+
+    @abstractmethod
+    async def create(self, record: JobRecord) -> EventLog:
+        """Store a new job (state queued) and return its empty log."""
+
+    @abstractmethod
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The job's record, or None when unknown (or expired)."""
+
+    @abstractmethod
+    async def log(self, job_id: str) -> EventLog | None:
+        """The job's event log, or None when unknown (or expired)."""
+
+    @abstractmethod
+    async def list(self, state: str | None, limit: int) -> list[JobRecord]:
+        """Jobs, newest first, optionally only those in `state`."""
+
+    @abstractmethod
+    async def start(self, record: JobRecord) -> None:
+        """Commit queued -> running (`record` already updated)."""
+
+    @abstractmethod
+    async def finish(self, record: JobRecord, log: EventLog) -> None:
+        """Commit the final state of `record`, then seal `log` with its terminal event.
+
+        The two happen together (atomically where the backend allows), and in that order, so a
+        reader who sees the terminal always finds the final state.
+        """
+
+    @abstractmethod
+    async def expire(self, job_id: str, after_s: float) -> None:
+        """Forget the job and its log `after_s` seconds from now (retention)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and timers."""
+
+    def health(self) -> dict[str, Any]:
+        """Backend facts for `/health` (name, and any trouble)."""
+        return {"store": type(self).__name__}

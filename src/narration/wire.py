@@ -1,0 +1,50 @@
+"""The SSE wire form: frames are built here once per event and sent as they are to every reader."""
+
+from __future__ import annotations
+
+import msgspec
+
+from .events import NarrationEvent, encode_event
+
+__all__ = [
+    "KEEPALIVE_FRAME",
+    "RETRY_FRAME",
+    "TERMINAL_EVENTS",
+    "event_frame",
+    "event_frame_from_json",
+    "gap_frame",
+    "terminal_data",
+    "terminal_frame",
+]
+
+RETRY_FRAME = b"retry: 2000\n\n"
+KEEPALIVE_FRAME = b": keepalive\n\n"
+# The final state of a job -> the SSE event name that ends its stream.
+TERMINAL_EVENTS = {"completed": "done", "failed": "error", "cancelled": "cancelled"}
+
+
+def event_frame(event_id: int, event: NarrationEvent) -> bytes:
+    """`id: N / event: narration / data: {json}` for one event."""
+    return b"id: %d\nevent: narration\ndata: %s\n\n" % (event_id, encode_event(event, event_id))
+
+
+def event_frame_from_json(event_id: int, data: bytes) -> bytes:
+    """The same frame from an event's JSON already numbered `event_id` (Redis entries)."""
+    return b"id: %d\nevent: narration\ndata: %s\n\n" % (event_id, data)
+
+
+def gap_frame(missed: int, next_id: int) -> bytes:
+    """`event: gap` (no id line): `missed` events were dropped by retention before this reader."""
+    return b'event: gap\ndata: {"missed":%d,"next_id":%d}\n\n' % (missed, next_id)
+
+
+def terminal_data(job_id: str, state: str, error: str | None) -> bytes:
+    """The JSON of a terminal event."""
+    return msgspec.json.encode({"job_id": job_id, "state": state, "error": error})
+
+
+def terminal_frame(event_id: int, job_id: str, state: str, error: str | None) -> bytes:
+    """`id: N / event: done|error|cancelled / data: {job_id, state, error}`."""
+    name = TERMINAL_EVENTS[state].encode()
+    data = terminal_data(job_id, state, error)
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, name, data)
