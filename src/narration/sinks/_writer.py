@@ -13,6 +13,15 @@ T = TypeVar("T")
 __all__ = ["BackgroundWriter"]
 
 
+class _FlushMarker:
+    """Queued by `flush()`; the writer sets `done` when it reaches it."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
 class BackgroundWriter(Generic[T]):
     """Queue items from any thread; a daemon thread hands them to `write` in batches.
 
@@ -32,9 +41,8 @@ class BackgroundWriter(Generic[T]):
         self._write = write
         self._on_drop = on_drop
         self._capacity = capacity
-        self._items: deque[T] = deque()
+        self._items: deque[T | _FlushMarker] = deque()
         self._wake = threading.Event()
-        self._idle = threading.Event()
         self._sleeping = False
         self._closed = False
         self.dropped = 0
@@ -55,11 +63,14 @@ class BackgroundWriter(Generic[T]):
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is written; False if `timeout` passed first."""
-        if threading.current_thread() is self._thread:
-            return True
-        self._idle.clear()
+        if threading.current_thread() is self._thread or not self._thread.is_alive():
+            return not self._items
+        # A marker queued behind the items is set once they are written: FIFO order makes this
+        # exact, where an "idle" flag could be set by a writer that looked just before `put`.
+        marker = _FlushMarker()
+        self._items.append(marker)
         self._wake.set()
-        return self._idle.wait(timeout)
+        return marker.done.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, then stop the thread."""
@@ -75,14 +86,9 @@ class BackgroundWriter(Generic[T]):
         items = self._items
         while True:
             if items:
-                batch = [items.popleft() for _ in range(min(len(items), 4096))]
-                self._safe_write(batch)
+                self._write_batch([items.popleft() for _ in range(min(len(items), 4096))])
                 continue
-            if self.dropped != self._reported_drops and self._on_drop is not None:
-                count = self.dropped - self._reported_drops
-                self._reported_drops = self.dropped
-                self._on_drop(count)
-            self._idle.set()
+            self._report_drops()
             if self._closed:
                 return
             self._sleeping = True
@@ -90,6 +96,30 @@ class BackgroundWriter(Generic[T]):
                 self._wake.wait()
             self._sleeping = False
             self._wake.clear()
+
+    def _write_batch(self, batch: list[T | _FlushMarker]) -> None:
+        """Write the items, and release each flush marker once the items before it are out."""
+        chunk: list[T] = []
+        for item in batch:
+            if isinstance(item, _FlushMarker):
+                if chunk:
+                    self._safe_write(chunk)
+                    chunk = []
+                self._report_drops()
+                item.done.set()
+            else:
+                chunk.append(item)
+        if chunk:
+            self._safe_write(chunk)
+
+    def _report_drops(self) -> None:
+        if self.dropped != self._reported_drops and self._on_drop is not None:
+            count = self.dropped - self._reported_drops
+            self._reported_drops = self.dropped
+            try:
+                self._on_drop(count)
+            except Exception:  # reporting a loss must not kill the writer thread either
+                self.failed += 1
 
     def _safe_write(self, batch: list[T]) -> None:
         try:
