@@ -114,7 +114,10 @@ def encode_event(event: NarrationEvent, event_id: int | None = None) -> bytes:
 
 def _sanitized_fields(event: NarrationEvent) -> NarrationEvent:
     """A copy whose fields have string keys and repr'd values: JSON can always hold it."""
-    fields = {str(key): _fallback(value) for key, value in (event.fields or {}).items()}
+    fields = {
+        str(key).encode("utf-8", "backslashreplace").decode("utf-8"): _fallback(value)
+        for key, value in (event.fields or {}).items()
+    }
     fields["fields_sanitized"] = True
     return msgspec.structs.replace(event, fields=fields)
 

@@ -9,10 +9,11 @@ __all__ = ["MAX_MESSAGE_CHARS", "VALID_ACTIONS", "clean_action", "clean_text"]
 MAX_MESSAGE_CHARS = 8 * 1024
 _ACTION_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _ACTION_BAD_CHARS = re.compile(r"[^A-Za-z0-9_.:-]+")
-# C0/C1 controls except \t and \n, DEL, and the zero-width / bidi-override characters that hide
-# or reorder text on a terminal.
+# C0/C1 controls except \t and \n, DEL, the zero-width / bidi-override characters that hide
+# or reorder text on a terminal, and lone surrogates (UTF-8, hence JSON, cannot hold them).
 _UNSAFE_CHARS = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+    "\ud800-\udfff]"
 )
 VALID_ACTIONS: set[str] = set()  # actions already seen valid: a set lookup on the hot path
 _VALID_ACTIONS_CAP = 4096
