@@ -18,7 +18,7 @@ from .dispatch import dispatcher
 from .events import LEVEL_RANK, Level, NarrationEvent
 from .sanitize import MAX_MESSAGE_CHARS, VALID_ACTIONS, clean_action, clean_text
 
-__all__ = ["n", "narrate"]
+__all__ = ["n", "narrate", "relay"]
 
 _CALLER_CACHE_CAP = 8192
 # Keyed by id(code): hashing a code object is slow, and the entry holds the code object, so
@@ -113,6 +113,29 @@ def n(
 
 
 narrate = n
+
+
+def relay(event: NarrationEvent, origin: str | None = None) -> NarrationEvent:
+    """Re-emit an event that happened elsewhere (a child process, another service) here.
+
+    It joins the current job (its `job_id` becomes this job's) and keeps its actor, action,
+    level, text and its own correlation and trace ids; `origin` records where it first
+    happened (an origin it already had is kept). Returns the relayed event.
+    """
+    ctx = _current.get()
+    event = msgspec.structs.replace(
+        event,
+        id=0,
+        job_id=ctx.job_id or event.job_id,
+        correlation_id=event.correlation_id or ctx.correlation_id,
+        trace_id=event.trace_id or ctx.trace_id,
+        span_id=event.span_id or ctx.span_id,
+        origin=event.origin or origin,
+    )
+    dispatcher.dispatch(event)
+    for tap in ctx.taps:
+        tap.on_event(event)
+    return event
 
 
 def _with_variants(
