@@ -132,7 +132,11 @@ async def with_narration_context(ctx: NarrationContext, awaitable: Awaitable[T])
 
     Tasks the awaitable creates inherit `ctx`; the caller's context is restored afterwards,
     also when it raises. (An already running Task keeps the context it was created with.)
+    Test captures watching the caller keep watching inside.
     """
+    taps = _current.get().taps
+    if taps and taps != ctx.taps:
+        ctx = replace(ctx, taps=taps + tuple(t for t in ctx.taps if t not in taps))
     token = _current.set(ctx)
     try:
         return await awaitable
