@@ -26,6 +26,17 @@ class StreamRegistry:
     def __init__(self) -> None:
         self.open = 0
         self.closing = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    async def _count(self, delta: int) -> None:
+        async with self._changed:
+            self.open += delta
+            self._changed.notify_all()
+
+    async def wait_for_open(self, count: int, timeout: float = 5.0) -> None:
+        """Wait until exactly `count` streams are open (e.g. 0 after clients disconnect)."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: self.open == count)
 
 
 class EventStreamResponse(Response):
@@ -49,7 +60,7 @@ class EventStreamResponse(Response):
         self.stream_headers = _HEADERS + (headers or [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.registry.open += 1
+        await self.registry._count(+1)
         try:
             writer = asyncio.create_task(self._write(send))
             watcher = asyncio.create_task(self._watch(receive))
@@ -62,7 +73,7 @@ class EventStreamResponse(Response):
             if writer.done() and not writer.cancelled() and writer.exception() is not None:
                 raise writer.exception()  # type: ignore[misc]
         finally:
-            self.registry.open -= 1
+            await asyncio.shield(self.registry._count(-1))
 
     async def _watch(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":

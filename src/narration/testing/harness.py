@@ -135,7 +135,7 @@ class NarrationTestHarness:
         self._task = await self._server.start()
         self.base_url = f"http://127.0.0.1:{self._server.port}"
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=10.0)
-        self._client = JobClient(self.base_url, client=self._http)
+        self._client = JobClient(self.base_url, http_client=self._http)
 
     async def __aenter__(self) -> NarrationTestHarness:
         await self._start()

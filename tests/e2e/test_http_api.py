@@ -1,0 +1,234 @@
+"""The HTTP contract of DESIGN.md section 4: every status code and JSON error body."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from narration import n, narration_context
+from narration.operations import Operation
+from narration.testing import NarrationTestHarness
+
+UNKNOWN = "job-00000000-0000-4000-8000-000000000000"
+
+
+def _error(response: httpx.Response) -> tuple[int, str]:
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert body["error"]["message"]
+    return response.status_code, body["error"]["code"]
+
+
+async def test_submit_answers_201_with_location(narration_harness: NarrationTestHarness) -> None:
+    response = await narration_harness.http.post("/v1/jobs", json={"operation": "hive_list"})
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"job_id", "sse_url", "correlation_id", "state"}
+    assert body["job_id"].startswith("job-") and body["state"] == "running"
+    assert response.headers["location"] == f"/v1/jobs/{body['job_id']}"
+    assert body["sse_url"] == f"/v1/jobs/{body['job_id']}/stream"
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "code"),
+    [
+        (b"{not json", "application/json", 400, "bad_json"),
+        (b"\xff\xfe", "application/json", 400, "bad_json"),
+        (b'{"operation": "hive_list"}', "text/plain", 415, "unsupported_media_type"),
+        (b'{"operation": "no_such_op"}', "application/json", 422, "unknown_operation"),
+        (b'{"hive_id": "x"}', "application/json", 422, "unknown_operation"),
+        (b'{"operation": "infer", "hive_id": "h"}', "application/json", 422, "invalid_fields"),
+        (b"[1, 2, 3]", "application/json", 422, "unknown_operation"),
+        (
+            b'{"operation": "hive_get", "alias": "' + b"a" * (1024 * 1024) + b'"}',
+            "application/json",
+            413,
+            "body_too_large",
+        ),
+    ],
+)
+async def test_bad_submissions_get_documented_errors(
+    narration_harness: NarrationTestHarness,
+    content: bytes,
+    content_type: str,
+    status: int,
+    code: str,
+) -> None:
+    response = await narration_harness.http.post(
+        "/v1/jobs", content=content, headers={"content-type": content_type}
+    )
+    assert _error(response) == (status, code)
+    assert narration_harness.state.jobs.running == 0  # nothing was started
+
+
+async def test_unknown_operation_lists_valid_ones(narration_harness: NarrationTestHarness) -> None:
+    response = await narration_harness.http.post("/v1/jobs", json={"operation": "nope"})
+    message = response.json()["error"]["message"]
+    for name in ("status", "hive_list", "hive_check", "worker_spawn", "infer"):
+        assert name in message
+
+
+@pytest.mark.parametrize("job_id", [UNKNOWN, "nope", "job-123", "job-" + "a" * 500])
+async def test_unknown_or_malformed_ids_are_404(
+    narration_harness: NarrationTestHarness, job_id: str
+) -> None:
+    http = narration_harness.http
+    assert _error(await http.get(f"/v1/jobs/{job_id}")) == (404, "unknown_job")
+    assert _error(await http.get(f"/v1/jobs/{job_id}/stream")) == (404, "unknown_job")
+    assert _error(await http.delete(f"/v1/jobs/{job_id}")) == (404, "unknown_job")
+
+
+async def test_cancel_then_cancel_again_is_409(narration_harness: NarrationTestHarness) -> None:
+    job_id = await narration_harness.submit_job(Operation.hive_list())
+    stream = narration_harness.get_sse_stream(job_id)
+    response = await narration_harness.http.delete(f"/v1/jobs/{job_id}")
+    assert response.status_code == 200
+    assert response.json() == {"job_id": job_id, "state": "cancelled"}
+    assert _error(await narration_harness.http.delete(f"/v1/jobs/{job_id}")) == (
+        409,
+        "job_finished",
+    )
+    assert await stream.collect_until_done() == []
+    assert stream.terminal is not None and stream.terminal.state == "cancelled"
+
+
+async def test_cancel_stops_a_running_handler() -> None:
+    started = asyncio.Event()
+
+    async def forever(_: object, job: object) -> None:
+        n("waiting", "Waiting forever")
+        started.set()
+        await asyncio.Event().wait()
+
+    async with NarrationTestHarness(handlers={"hive_list": forever}) as harness:
+        job_id = await harness.submit_job(Operation.hive_list())
+        await asyncio.wait_for(started.wait(), 5)
+        assert (await harness.http.delete(f"/v1/jobs/{job_id}")).status_code == 200
+        stream = harness.get_sse_stream(job_id)
+        events = await stream.collect_until_done()
+        assert [e.action for e in events] == ["waiting"]
+        assert stream.terminal is not None and stream.terminal.state == "cancelled"
+        status = (await harness.http.get(f"/v1/jobs/{job_id}")).json()
+        assert status["state"] == "cancelled" and status["finished_at"] is not None
+
+
+async def test_stream_of_finished_job_replays_and_resume_past_end_is_204(
+    narration_harness: NarrationTestHarness,
+) -> None:
+    job_id = await narration_harness.submit_job(Operation.hive_list())
+    with narration_context(narration_harness.job_context(job_id)):
+        for i in range(3):
+            n("tick", "tick {}", i)
+    await narration_harness.fail_job(job_id, "it broke")
+    http = narration_harness.http
+    full = await http.get(f"/v1/jobs/{job_id}/stream")
+    assert full.status_code == 200
+    assert full.headers["content-type"].startswith("text/event-stream")
+    assert full.headers["cache-control"] == "no-store"
+    assert full.headers["x-accel-buffering"] == "no"
+    text = full.text
+    assert text.startswith("retry: 2000\n\n")
+    assert text.count("event: narration") == 3 and text.count("event: error") == 1
+    assert text.rstrip().endswith('"state":"failed","error":"it broke"}')
+    resumed = await http.get(f"/v1/jobs/{job_id}/stream", headers={"Last-Event-ID": "2"})
+    assert resumed.text.count("event: narration") == 1 and "id: 3\n" in resumed.text
+    assert (await http.get(f"/v1/jobs/{job_id}/stream?after=3")).text.count("narration") == 0
+    assert (await http.get(f"/v1/jobs/{job_id}/stream?after=4")).status_code == 204
+    assert (
+        await http.get(f"/v1/jobs/{job_id}/stream", headers={"Last-Event-ID": "9"})
+    ).status_code == 204
+
+
+@pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "9" * 40])
+async def test_bad_resume_cursor_is_400(narration_harness: NarrationTestHarness, bad: str) -> None:
+    job_id = await narration_harness.submit_job(Operation.hive_list())
+    response = await narration_harness.http.get(
+        f"/v1/jobs/{job_id}/stream", headers={"Last-Event-ID": bad}
+    )
+    assert _error(response) == (400, "invalid_cursor")
+
+
+async def test_failed_job_never_streams_done() -> None:
+    async def broken(_: object, job: object) -> None:
+        n("trying", "Trying")
+        raise RuntimeError("disk on fire")
+
+    async with NarrationTestHarness(handlers={"hive_list": broken}) as harness:
+        job_id = await harness.submit_job(Operation.hive_list())
+        stream = harness.get_sse_stream(job_id)
+        events = await stream.collect_until_done()
+        assert [e.action for e in events] == ["trying", "job_failed"]
+        assert stream.terminal is not None
+        assert (stream.terminal.state, stream.terminal.error) == (
+            "failed",
+            "RuntimeError: disk on fire",
+        )
+        status = (await harness.http.get(f"/v1/jobs/{job_id}")).json()
+        assert status["state"] == "failed" and status["events"] == 2
+
+
+async def test_job_timeout_fails_the_job() -> None:
+    async def slow(_: object, job: object) -> None:
+        await asyncio.Event().wait()
+
+    async with NarrationTestHarness(handlers={"hive_list": slow}, job_timeout_s=0.2) as harness:
+        job_id = await harness.submit_job(Operation.hive_list())
+        stream = harness.get_sse_stream(job_id)
+        events = await stream.collect_until_done()
+        assert [e.action for e in events] == ["job_timeout"]
+        assert stream.terminal is not None and stream.terminal.error == "timed out after 0.2 s"
+
+
+async def test_list_jobs_newest_first_with_filters(narration_harness: NarrationTestHarness) -> None:
+    ids = [await narration_harness.submit_job(Operation.hive_list()) for _ in range(3)]
+    await narration_harness.complete_job(ids[0])
+    listed = (await narration_harness.http.get("/v1/jobs")).json()
+    assert [j["job_id"] for j in listed] == ids[::-1]
+    running = (await narration_harness.http.get("/v1/jobs?state=running")).json()
+    assert [j["job_id"] for j in running] == ids[:0:-1]
+    assert [
+        j["job_id"] for j in (await narration_harness.http.get("/v1/jobs?limit=1")).json()
+    ] == ids[2:]
+    assert _error(await narration_harness.http.get("/v1/jobs?state=bogus")) == (
+        422,
+        "invalid_state",
+    )
+    assert _error(await narration_harness.http.get("/v1/jobs?limit=0")) == (422, "invalid_limit")
+
+
+async def test_health(narration_harness: NarrationTestHarness) -> None:
+    await narration_harness.submit_job(Operation.hive_list())
+    body = (await narration_harness.http.get("/health")).json()
+    assert body["status"] == "ok" and body["jobs_running"] == 1
+    assert body["version"]
+
+
+async def test_capacity_limit_is_503() -> None:
+    async with NarrationTestHarness(max_running=2) as harness:
+        for _ in range(2):
+            await harness.submit_job(Operation.hive_list())
+        response = await harness.http.post("/v1/jobs", json={"operation": "hive_list"})
+        assert _error(response) == (503, "unavailable")
+        assert response.headers["retry-after"] == "1"
+
+
+async def test_unknown_route_is_json_404(narration_harness: NarrationTestHarness) -> None:
+    assert _error(await narration_harness.http.get("/v2/nothing")) == (404, "not_found")
+    assert _error(await narration_harness.http.put("/v1/jobs")) == (405, "method_not_allowed")
+
+
+async def test_graceful_shutdown_ends_open_streams_with_a_terminal() -> None:
+    harness = await NarrationTestHarness.start()
+    job_id = await harness.submit_job(Operation.hive_list())
+    stream = harness.get_sse_stream(job_id)
+    with narration_context(harness.job_context(job_id)):
+        n("before", "Before shutdown")
+    assert (await stream.next_event()) is not None
+    await harness.state.begin_shutdown()
+    assert await stream.collect_until_done() == []
+    assert stream.terminal is not None and stream.terminal.state == "cancelled"
+    response = await harness.http.post("/v1/jobs", json={"operation": "hive_list"})
+    assert _error(response) == (503, "unavailable")
+    await harness.stop()
