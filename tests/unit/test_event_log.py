@@ -1,0 +1,153 @@
+"""The in-memory EventLog: numbering, bounds with exact gaps, thread safety, encode-once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import msgspec
+
+from narration.events import Level, NarrationEvent
+from narration.store import LogLimits, MemoryEventLog
+
+JOB = "job-00000000-0000-4000-8000-000000000001"
+
+
+def _event(i: int, text: str = "") -> NarrationEvent:
+    return NarrationEvent(
+        ts=1.0, level=Level.INFO, actor="t", action="tick", human=text or f"e{i}", job_id=JOB
+    )
+
+
+def _parse(frames: list[bytes]) -> list[tuple[str, int | None, dict[str, object]]]:
+    """(event name, id, data) of each SSE frame."""
+    out = []
+    for frame in frames:
+        fields = dict(line.split(": ", 1) for line in frame.decode().strip().split("\n"))
+        event_id = int(fields["id"]) if "id" in fields else None
+        out.append((fields["event"], event_id, msgspec.json.decode(fields["data"])))
+    return out
+
+
+async def test_ids_order_and_terminal() -> None:
+    log = MemoryEventLog(JOB)
+    for i in range(3):
+        log.append(_event(i))
+    log.seal("completed", None)
+    result = await log.read(0, timeout=0)
+    parsed = _parse(result.frames)
+    assert [(name, i) for name, i, _ in parsed] == [
+        ("narration", 1),
+        ("narration", 2),
+        ("narration", 3),
+        ("done", 4),
+    ]
+    assert [d.get("human") for _, _, d in parsed[:3]] == ["e0", "e1", "e2"]
+    assert parsed[3][2] == {"job_id": JOB, "state": "completed", "error": None}
+    assert (result.cursor, result.done) == (4, True)
+    assert log.terminal_id() == 4 and log.count() == 3
+
+
+async def test_after_terminal_nothing_more_and_late_events_are_counted() -> None:
+    log = MemoryEventLog(JOB)
+    log.append(_event(0))
+    log.seal("failed", "boom")
+    log.append(_event(1))
+    log.seal("completed", None)  # a second seal changes nothing
+    assert log.late == 1
+    result = await log.read(0, timeout=0)
+    assert [(n, i) for n, i, _ in _parse(result.frames)] == [("narration", 1), ("error", 2)]
+    after = await log.read(2, timeout=1)
+    assert (after.frames, after.done) == ([], True)
+
+
+async def test_drop_oldest_gives_an_exact_gap() -> None:
+    log = MemoryEventLog(JOB, LogLimits(max_events=5))
+    for i in range(12):
+        log.append(_event(i))
+    assert log.dropped == 7
+    result = await log.read(0, timeout=0)
+    parsed = _parse(result.frames)
+    assert parsed[0] == ("gap", None, {"missed": 7, "next_id": 8})
+    assert [i for _, i, _ in parsed[1:]] == [8, 9, 10, 11, 12]
+    # A reader already past the dropped part sees no gap.
+    later = _parse((await log.read(9, timeout=0)).frames)
+    assert [(n, i) for n, i, _ in later] == [
+        ("narration", 10),
+        ("narration", 11),
+        ("narration", 12),
+    ]
+
+
+async def test_byte_limit_drops_oldest() -> None:
+    log = MemoryEventLog(JOB, LogLimits(max_events=1000, max_bytes=4000))
+    for i in range(20):
+        log.append(_event(i, text="x" * 500))
+    retained, size = log.retained()
+    assert size <= 4000 and retained == 20 - log.dropped and log.dropped > 0
+    parsed = _parse((await log.read(0, timeout=0)).frames)
+    assert parsed[0][0] == "gap" and parsed[0][2]["missed"] == log.dropped
+
+
+async def test_each_event_is_encoded_once_for_all_readers() -> None:
+    log = MemoryEventLog(JOB)
+    for i in range(10):
+        log.append(_event(i))
+    first = await log.read(0, timeout=0)
+    second = await log.read(0, timeout=0)
+    assert first.frames == second.frames
+    assert all(a is b for a, b in zip(first.frames, second.frames, strict=True))
+
+
+async def test_reader_wakes_on_append_from_another_thread() -> None:
+    log = MemoryEventLog(JOB)
+    reader = asyncio.create_task(log.read(0, timeout=10))
+    await asyncio.sleep(0)  # usually lets the reader arm its waiter first; either order works
+    threading.Thread(target=log.append, args=(_event(0),)).start()
+    result = await asyncio.wait_for(reader, 5)
+    assert [i for _, i, _ in _parse(result.frames)] == [1]
+
+
+async def test_many_threads_appending_while_reading_lose_nothing() -> None:
+    log = MemoryEventLog(JOB)
+    per_thread, threads = 5_000, 4
+
+    def producer(t: int) -> None:
+        for i in range(per_thread):
+            log.append(_event(i, text=f"{t}:{i}"))
+
+    workers = [threading.Thread(target=producer, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    seen: list[int] = []
+    texts: list[str] = []
+    cursor = 0
+    async with asyncio.timeout(30):
+        while len(seen) < per_thread * threads:
+            result = await log.read(cursor, timeout=1)
+            for _, event_id, data in _parse(result.frames):
+                seen.append(event_id or 0)
+                texts.append(str(data["human"]))
+            cursor = result.cursor
+    for worker in workers:
+        worker.join()
+    assert seen == list(range(1, per_thread * threads + 1))
+    for t in range(threads):
+        mine = [int(x.split(":")[1]) for x in texts if x.startswith(f"{t}:")]
+        assert mine == list(range(per_thread))
+
+
+async def test_concurrent_readers_share_one_wakeup() -> None:
+    log = MemoryEventLog(JOB)
+    readers = [asyncio.create_task(log.read(0, timeout=10)) for _ in range(50)]
+    await asyncio.sleep(0)
+    log.append(_event(0))
+    results = await asyncio.wait_for(asyncio.gather(*readers), 5)
+    assert all(len(r.frames) == 1 and r.cursor == 1 for r in results)
+    assert len({id(r.frames[0]) for r in results}) == 1  # encoded once, shared by all
+
+
+async def test_read_timeout_returns_empty() -> None:
+    log = MemoryEventLog(JOB)
+    result = await log.read(0, timeout=0.05)
+    assert (result.frames, result.cursor, result.done) == ([], 0, False)
