@@ -43,6 +43,7 @@ __all__ = [
     "StreamItem",
     "Submitted",
     "Terminal",
+    "backoff_delay",
 ]
 
 TERMINAL_STATES: Final[Mapping[str, str]] = {
@@ -351,7 +352,7 @@ class JobClient:
             failures += 1
             if failures > self.max_retries:
                 raise _gave_up(job_id, self.max_retries, last_id, cause) from cause
-            await asyncio.sleep(min(self.backoff_initial * 2 ** (failures - 1), self.backoff_max))
+            await asyncio.sleep(backoff_delay(failures, self.backoff_initial, self.backoff_max))
 
     async def _terminal_from_status(self, job_id: str) -> Terminal:
         """The `Terminal` of a stream that ended before this client read its terminal event."""
@@ -467,6 +468,12 @@ class JobClient:
 
 
 # --------------------------------------------------------------------------- SSE payloads
+
+
+def backoff_delay(attempt: int, initial: float = 0.1, cap: float = 2.0) -> float:
+    """Seconds to wait before reconnect number `attempt` (1, 2, ...): doubling, capped."""
+    delay: float = initial * 2.0 ** (attempt - 1)
+    return min(delay, cap)
 
 
 def _gave_up(
