@@ -105,7 +105,7 @@ def encode_event(event: NarrationEvent, event_id: int | None = None) -> bytes:
         event = msgspec.structs.replace(event, id=0)  # a relayed event takes the reader's number
     try:
         body = _encoder.encode(event)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, RecursionError):  # e.g. a list holding itself
         body = _encoder.encode(_sanitized_fields(event))
     if event_id:
         return b'{"id":%d,' % event_id + body[1:] if len(body) > 2 else b'{"id":%d}' % event_id
