@@ -151,7 +151,7 @@ def test_constructor_values() -> None:
 def test_models_are_frozen() -> None:
     op = Operation.hive_get("box")
     with pytest.raises(ValueError, match="frozen"):
-        op.alias = "other"  # type: ignore[misc]
+        op.alias = "other"
 
 
 @pytest.mark.parametrize(
