@@ -7,7 +7,7 @@ from typing import Any
 
 from ..context import current_context
 from ..dispatch import dispatcher
-from ..events import Level, NarrationEvent
+from ..events import LEVEL_RANK, Level, NarrationEvent
 from ..sanitize import clean_action, clean_text
 from ._writer import BackgroundWriter
 
@@ -45,6 +45,9 @@ class NarrationHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name == "narration" or record.name.startswith("narration."):
             return
+        level = _from_logging(record.levelno)
+        if LEVEL_RANK[level] < dispatcher.min_rank:  # the narration threshold applies here too
+            return
         try:
             ctx = current_context()
             message = clean_text(record.getMessage())
@@ -60,7 +63,7 @@ class NarrationHandler(logging.Handler):
                 fields = {**ctx.fields, **fields}
             event = NarrationEvent(
                 ts=round(record.created, 6),
-                level=_from_logging(record.levelno),
+                level=level,
                 actor=ctx.actor or record.name.partition(".")[0] or "root",
                 action=action,
                 human=message,
