@@ -1,0 +1,280 @@
+"""Sinks: the stdlib-logging bridge both ways, the console and the JSONL sink."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from narration import Level, Mode, NarrationEvent, configure, n, narration_context
+from narration.dispatch import dispatcher
+from narration.events import decode_event, encode_event
+from narration.sinks import ConsoleSink, JsonlSink, LoggingSink, NarrationHandler
+from narration.sinks.console import format_line
+from narration.testing import CapturedEvents, capture
+
+
+class ListHandler(logging.Handler):
+    """Keeps the records it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def restore_level() -> Iterator[None]:
+    """Put the global level threshold back as it was, whatever the test configured."""
+    saved = dispatcher.min_rank
+    try:
+        yield
+    finally:
+        dispatcher.min_rank = saved
+
+
+@pytest.fixture
+def app_logger() -> Iterator[logging.Logger]:
+    """A private `billing.<random>` logger with a NarrationHandler, removed afterwards."""
+    logger = logging.getLogger(f"billing.{uuid.uuid4().hex}")
+    handler = NarrationHandler()
+    logger.addHandler(handler)
+    logger.setLevel(1)
+    logger.propagate = False
+    try:
+        yield logger
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture
+def narration_records() -> Iterator[tuple[str, ListHandler]]:
+    """A private actor name and a handler on `narration.<actor>` that keeps its records."""
+    actor = f"ledger{uuid.uuid4().hex[:8]}"
+    logger = logging.getLogger(f"narration.{actor}")
+    handler = ListHandler()
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        yield actor, handler
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture
+def logging_sink() -> Iterator[LoggingSink]:
+    """A LoggingSink plugged into the dispatcher for the test only."""
+    sink = LoggingSink()
+    dispatcher.add_sink(sink)
+    try:
+        yield sink
+    finally:
+        dispatcher.remove_sink(sink)
+        sink.close()
+
+
+# --- logging -> narration --------------------------------------------------------------------
+
+
+def test_a_log_record_becomes_an_event_with_the_current_context(
+    app_logger: logging.Logger,
+) -> None:
+    with capture() as cap, narration_context(job_id="job-log", correlation_id="corr-log"):
+        app_logger.info("Charged %s %d EUR", "alice", 12, extra={"narration_action": "charge"})
+    (event,) = cap.events
+    assert event.human == "Charged alice 12 EUR"
+    assert event.action == "charge"
+    assert event.level is Level.INFO
+    assert event.actor == "billing"
+    assert (event.job_id, event.correlation_id) == ("job-log", "corr-log")
+    assert event.fields == {"logger": app_logger.name}
+    assert (
+        event.fn_name
+        == "test_sinks_bridge.test_a_log_record_becomes_an_event_with_the_current_context"
+    )
+
+
+@pytest.mark.usefixtures("restore_level")
+def test_record_levels_actions_and_exceptions_map_over(app_logger: logging.Logger) -> None:
+    configure(level="trace")
+
+    def settle_invoice() -> None:
+        app_logger.warning("Slow bank")
+        try:
+            raise ConnectionError("bank down")
+        except ConnectionError:
+            app_logger.exception("Settlement failed")
+        app_logger.critical("Ledger corrupt")
+        app_logger.debug("details")
+        app_logger.log(5, "very fine")
+
+    with capture() as cap, narration_context(job_id="job-lv", actor="payments", fields={"t": 1}):
+        settle_invoice()
+    assert [(e.level, e.action) for e in cap.events] == [
+        (Level.WARN, "settle_invoice"),  # the function name when no narration_action is given
+        (Level.ERROR, "settle_invoice"),
+        (Level.FATAL, "settle_invoice"),
+        (Level.DEBUG, "settle_invoice"),
+        (Level.TRACE, "settle_invoice"),
+    ]
+    assert all(e.actor == "payments" for e in cap.events)  # the context's actor wins
+    assert all(e.job_id == "job-lv" for e in cap.events)
+    assert cap.events[1].fields == {
+        "t": 1,
+        "logger": app_logger.name,
+        "exception": "ConnectionError('bank down')",
+    }
+
+
+@pytest.mark.usefixtures("restore_level")
+def test_records_below_the_narration_threshold_are_dropped(app_logger: logging.Logger) -> None:
+    configure(level="warn")
+    with capture() as cap:
+        app_logger.debug("too fine")
+        app_logger.info("still too fine")
+        app_logger.warning("loud enough")
+    assert [(e.level, e.human) for e in cap.events] == [(Level.WARN, "loud enough")]
+
+
+def test_records_of_narration_loggers_are_not_fed_back() -> None:
+    logger = logging.getLogger("narration.loopback")
+    handler = NarrationHandler()
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with capture() as cap:
+            logger.warning("would loop")
+    finally:
+        logger.removeHandler(handler)
+    assert cap.events == []
+
+
+# --- narration -> logging --------------------------------------------------------------------
+
+
+def test_an_event_reaches_the_narration_actor_logger_with_its_ids(
+    logging_sink: LoggingSink, narration_records: tuple[str, ListHandler]
+) -> None:
+    actor, handler = narration_records
+    with narration_context(job_id="job-sink", correlation_id="corr-sink", actor=actor):
+        n("spawn", "Spawning worker on GPU {}", 1, gpu=1)
+        n("spawn", "GPU hot", level=Level.WARN)
+    assert logging_sink.flush()
+    assert [r.getMessage() for r in handler.records] == ["Spawning worker on GPU 1", "GPU hot"]
+    first, second = handler.records
+    assert first.name == f"narration.{actor}"
+    assert (first.levelno, second.levelno) == (logging.INFO, logging.WARNING)
+    assert first.job_id == "job-sink"  # type: ignore[attr-defined]
+    assert first.correlation_id == "corr-sink"  # type: ignore[attr-defined]
+    assert first.narration_action == "spawn"  # type: ignore[attr-defined]
+    assert first.narration_fields == {"gpu": 1}  # type: ignore[attr-defined]
+    assert first.trace_id is None  # type: ignore[attr-defined]
+
+
+def test_disabled_levels_are_not_logged(narration_records: tuple[str, ListHandler]) -> None:
+    actor, handler = narration_records
+    logging.getLogger(f"narration.{actor}").setLevel(logging.ERROR)
+    sink = LoggingSink()
+    try:
+        with narration_context(actor=actor):
+            for level in (Level.INFO, Level.WARN, Level.ERROR):
+                event = n("probe", "at {}", level.value, level=level)
+                assert event is not None
+                sink(event)
+        assert sink.flush()
+    finally:
+        sink.close()
+    assert [r.getMessage() for r in handler.records] == ["at error"]
+
+
+# --- console ---------------------------------------------------------------------------------
+
+
+def clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+
+
+EVENT = NarrationEvent(
+    ts=1764103678.123456,
+    level=Level.INFO,
+    actor="queen",
+    action="spawn",
+    human="Spawning worker on GPU 0",
+    cute="A tiny worker wakes on GPU 0",
+    fields={"gpu": 0},
+)
+
+
+def test_console_prints_one_block_per_event_without_colors_off_a_tty() -> None:
+    stream = io.StringIO()
+    sink = ConsoleSink(stream=stream)
+    assert sink.color is False
+    try:
+        sink(EVENT)
+        sink(NarrationEvent(ts=EVENT.ts, level=Level.WARN, actor="hive", action="x", human="hot"))
+        assert sink.flush()
+    finally:
+        sink.close()
+    head = clock(EVENT.ts)
+    assert stream.getvalue() == (
+        f"{head} queen    spawn          Spawning worker on GPU 0 gpu=0\n"
+        f"{head} hive     x              [warn] hot\n"
+    )
+    assert "\x1b" not in stream.getvalue()
+
+
+def test_console_indents_the_lines_of_a_multi_line_message() -> None:
+    event = NarrationEvent(
+        ts=EVENT.ts, level=Level.INFO, actor="worker", action="report", human="Done:\n- a\n- b"
+    )
+    pad = " " * (len(clock(EVENT.ts)) + 1 + 8 + 1 + 14 + 1)
+    assert format_line(event) == (
+        f"{clock(EVENT.ts)} worker   report         Done:\n{pad}- a\n{pad}- b"
+    )
+
+
+def test_console_modes_and_colors() -> None:
+    assert "A tiny worker wakes on GPU 0" in format_line(EVENT, Mode.CUTE)
+    assert "Spawning worker on GPU 0" in format_line(EVENT, Mode.STORY)  # falls back to human
+    colored = format_line(EVENT, color=True)
+    assert "\x1b[" in colored
+    assert "Spawning worker on GPU 0" in colored
+    stream = io.StringIO()
+    sink = ConsoleSink(stream=stream, mode=Mode.CUTE, color=True)
+    try:
+        sink(EVENT)
+        assert sink.flush()
+    finally:
+        sink.close()
+    assert stream.getvalue() == format_line(EVENT, Mode.CUTE, color=True) + "\n"
+
+
+# --- JSONL -----------------------------------------------------------------------------------
+
+
+def test_jsonl_writes_one_event_per_line(narration_capture: CapturedEvents) -> None:
+    stream = io.BytesIO()
+    sink = JsonlSink(stream=stream)
+    try:
+        with narration_context(job_id="job-jsonl", correlation_id="corr-jsonl"):
+            n("step", "first line\nstill the first event")
+            n("step", "second", n=2)
+        for event in narration_capture.events:
+            sink(event)
+        assert sink.flush()
+    finally:
+        sink.close()
+    lines = stream.getvalue().split(b"\n")
+    assert lines[-1] == b""  # every line ends with a newline
+    assert lines[:-1] == [encode_event(e) for e in narration_capture.events]
+    decoded = [decode_event(line) for line in lines[:-1]]
+    assert decoded == narration_capture.events
+    assert decoded[0].human == "first line\nstill the first event"
+    assert all(e.job_id == "job-jsonl" and e.correlation_id == "corr-jsonl" for e in decoded)
