@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
 from ..events import NarrationEvent
 from ..wire import event_frame, gap_frame, terminal_frame
@@ -147,7 +146,7 @@ class MemoryEventLog(EventLog):
             cursor, done = terminal_id, True
         return ReadResult(frames, cursor, done)
 
-    def _store_frames(self, first_id: int, fresh: list[tuple[int, Any, bytes]]) -> None:
+    def _store_frames(self, first_id: int, fresh: list[tuple[int, NarrationEvent, bytes]]) -> None:
         """Replace events by their frames, unless they were dropped meanwhile."""
         with self._lock:
             base = self._head - self._first_id
