@@ -9,6 +9,7 @@ from .config import configure, configure_from_env, flush
 from .context import NarrationContext, current_context, narration_context, with_narration_context
 from .emit import n, narrate
 from .events import Level, Mode, NarrationEvent
+from .propagation.subprocess import init_from_env
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ __all__ = [
     "configure",
     "current_context",
     "flush",
+    "init_from_env",
     "n",
     "narrate",
     "narration_context",

@@ -18,6 +18,7 @@ from ..ids import is_job_id, new_correlation_id, valid_correlation_id
 from ..jobs import Handler, Job, JobFinished, JobManager, JobState, NotAccepting
 from ..jobs import UnknownJob as UnknownJobError
 from ..operations import Operation, OperationError
+from ..propagation.http import NarrationMiddleware
 from ..store import LogLimits, Store, open_store
 from .errors import ApiError, install_error_handlers
 from .settings import ServerSettings
@@ -87,6 +88,7 @@ def create_app(
 
     app = FastAPI(title="narration", version=__version__, lifespan=lifespan)
     app.state.narration = state
+    app.add_middleware(NarrationMiddleware)
     install_error_handlers(app)
     _add_routes(app, state)
     return app
