@@ -1,0 +1,391 @@
+"""Cost of one narration call, side by side with structlog, stdlib logging and loguru.
+
+Run: `python -m benchmarks.bench_emit` (add `--quick` for a smoke run). Every library emits the
+same event -- action `spawn`, message `Spawning worker on GPU {}` with one argument, and the
+job id / correlation id taken from the context -- to a sink that keeps nothing:
+
+- narration: `n()` inside `narration_context(job_id=..., correlation_id=...)`, no console or
+  other sink (the event is built and dispatched; JSON is encoded later, off the emit path, so
+  `n()+encode` is reported too: what it costs when the event is encoded once as well);
+- structlog: `merge_contextvars` + `add_log_level` + `TimeStamper` + `JSONRenderer` (json.dumps)
+  into a `ReturnLogger` (no I/O), filtering bound logger at INFO;
+- logging: a Filter copying two ContextVars into the record, a Formatter calling json.dumps,
+  a Handler that formats every record and discards the text;
+- loguru: its own logger core with one `serialize=True` callable sink that discards the
+  (already serialized) message; ids via `contextualize`.
+
+Three cases: an emitted event; a call below the level threshold (DEBUG when INFO is the
+minimum); and an emitted event with 200 unrelated ContextVars set (structlog's merge walks
+them all). Each figure is the median over >= 7 repeats, every case and library interleaved
+in each repeat so drift and load from other processes hit them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import gc
+import json
+import logging
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+import structlog
+from loguru._logger import Core as _LoguruCore
+from loguru._logger import Logger as _LoguruLogger
+
+from narration import Level, n, narration_context
+from narration.dispatch import dispatcher
+from narration.events import LEVEL_RANK, encode_event
+
+__all__ = ["LIBRARIES", "run"]
+
+LIBRARIES = ("narration", "narration+encode", "structlog", "logging", "loguru")
+CASES = ("emit", "below_threshold", "emit_200_contextvars")
+JOB_ID = "job-" + str(uuid.UUID(int=42))
+CORRELATION_ID = "corr-bench-0001"
+GPU = 3
+TARGET_NS = 1000.0
+TARGET_RATIO_VS_STRUCTLOG = 0.25
+
+Loop = Callable[[int], int]  # runs `loops` calls, returns elapsed ns
+
+# --- stdlib logging ---------------------------------------------------------------------------
+
+_log_job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
+_log_corr_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "correlation_id", default=None
+)
+
+
+class _ContextFilter(logging.Filter):
+    """Copies the job id and correlation id ContextVars into each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.job_id = _log_job_id.get()
+        record.correlation_id = _log_corr_id.get()
+        return True
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per record, via json.dumps."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "ts": record.created,
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "action": getattr(record, "action", None),
+                "human": record.getMessage(),
+                "job_id": getattr(record, "job_id", None),
+                "correlation_id": getattr(record, "correlation_id", None),
+                "fn_name": f"{record.module}.{record.funcName}",
+            }
+        )
+
+
+class _DiscardHandler(logging.Handler):
+    """Formats every record (the work a real handler does) and throws the text away."""
+
+    last = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.last = self.format(record)
+
+
+def _stdlib_logger() -> tuple[logging.Logger, _DiscardHandler]:
+    logger = logging.getLogger(f"benchmarks.bench_emit.{uuid.uuid4().hex}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = _DiscardHandler()
+    handler.setFormatter(_JsonFormatter())
+    logger.addHandler(handler)
+    logger.addFilter(_ContextFilter())
+    return logger, handler
+
+
+# --- structlog and loguru ---------------------------------------------------------------------
+
+
+def _structlog_logger() -> Any:
+    return structlog.wrap_logger(
+        structlog.ReturnLogger(),
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt=None),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _loguru_logger(sink: Callable[[str], None] | None) -> Any:
+    """A loguru logger with its own core (private API), so the global logger is untouched."""
+    logger = _LoguruLogger(
+        core=_LoguruCore(),
+        exception=None,
+        depth=0,
+        record=False,
+        lazy=False,
+        colors=False,
+        raw=False,
+        capture=True,
+        patchers=[],
+        extra={},
+    )
+    if sink is not None:
+        logger.add(sink, serialize=True, level="INFO", format="{message}", colorize=False)
+    return logger
+
+
+def _discard(message: str) -> None:
+    """A loguru sink: loguru has serialized the record to JSON before calling it."""
+
+
+# --- the timed loops --------------------------------------------------------------------------
+
+
+def _loops(below: bool) -> dict[str, Loop]:
+    """One timed loop per library; `below` emits at DEBUG, under the INFO threshold."""
+    slog = _structlog_logger()
+    std, _ = _stdlib_logger()
+    lg = _loguru_logger(_discard)
+    perf = time.perf_counter_ns
+
+    def narration_loop(loops: int) -> int:
+        start = perf()
+        for _ in range(loops):
+            n("spawn", "Spawning worker on GPU {}", GPU)
+        return perf() - start
+
+    def narration_below_loop(loops: int) -> int:
+        level = Level.DEBUG
+        start = perf()
+        for _ in range(loops):
+            n("spawn", "Spawning worker on GPU {}", GPU, level=level)
+        return perf() - start
+
+    def narration_encode_loop(loops: int) -> int:
+        start = perf()
+        for _ in range(loops):
+            event = n("spawn", "Spawning worker on GPU {}", GPU)
+            if event is not None:
+                encode_event(event)
+        return perf() - start
+
+    def structlog_loop(loops: int) -> int:
+        log = slog.debug if below else slog.info
+        start = perf()
+        for _ in range(loops):
+            log("Spawning worker on GPU %s", GPU, action="spawn")
+        return perf() - start
+
+    def logging_loop(loops: int) -> int:
+        log = std.debug if below else std.info
+        extra = {"action": "spawn"}
+        start = perf()
+        for _ in range(loops):
+            log("Spawning worker on GPU %s", GPU, extra=extra)
+        return perf() - start
+
+    def loguru_loop(loops: int) -> int:
+        log = lg.debug if below else lg.info
+        start = perf()
+        for _ in range(loops):
+            log("Spawning worker on GPU {}", GPU, action="spawn")
+        return perf() - start
+
+    loops: dict[str, Loop] = {
+        "narration": narration_below_loop if below else narration_loop,
+        "structlog": structlog_loop,
+        "logging": logging_loop,
+        "loguru": loguru_loop,
+    }
+    if not below:
+        loops["narration+encode"] = narration_encode_loop
+    return loops
+
+
+def _enter_job(extra_vars: int) -> None:
+    """Set the job ids for structlog and logging (and `extra_vars` unrelated ContextVars) here."""
+    for i in range(extra_vars):
+        contextvars.ContextVar(f"unrelated_{i}").set(i)
+    structlog.contextvars.bind_contextvars(job_id=JOB_ID, correlation_id=CORRELATION_ID)
+    _log_job_id.set(JOB_ID)
+    _log_corr_id.set(CORRELATION_ID)
+
+
+def _job_context(extra_vars: int) -> tuple[contextvars.Context, ExitStack]:
+    """A fresh context (no caller ids or test captures) in which every library sees the job."""
+    ctx = contextvars.Context()
+    stack = ExitStack()
+
+    def enter() -> None:
+        _enter_job(extra_vars)
+        stack.enter_context(narration_context(job_id=JOB_ID, correlation_id=CORRELATION_ID))
+        stack.enter_context(
+            _loguru_logger(None).contextualize(job_id=JOB_ID, correlation_id=CORRELATION_ID)
+        )
+
+    ctx.run(enter)
+    return ctx, stack
+
+
+def _measure(calls: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Median ns per call of every (case, library), all interleaved within each repeat."""
+    plain, plain_stack = _job_context(0)
+    crowded, crowded_stack = _job_context(200)
+    emit, below = _loops(below=False), _loops(below=True)
+    plans = [
+        *(("emit", name, plain, loop) for name, loop in emit.items()),
+        *(("below_threshold", name, plain, loop) for name, loop in below.items()),
+        *(("emit_200_contextvars", name, crowded, _loops(below=False)[name]) for name in emit),
+    ]
+    samples: dict[str, dict[str, list[float]]] = {case: {} for case in CASES}
+    try:
+        for _, _, ctx, loop in plans:  # warm up caches (caller info, bound loggers)
+            ctx.run(loop, max(calls // 10, 10))
+        gc.collect()
+        for _ in range(repeats):
+            for case, name, ctx, loop in plans:
+                gc.disable()
+                try:
+                    elapsed = ctx.run(loop, calls)
+                finally:
+                    gc.enable()
+                samples[case].setdefault(name, []).append(elapsed / calls)
+    finally:
+        plain.run(plain_stack.close)
+        crowded.run(crowded_stack.close)
+    return {
+        case: {name: statistics.median(values) for name, values in by_name.items()}
+        for case, by_name in samples.items()
+    }
+
+
+def _check_outputs() -> None:
+    """Make sure every library really renders the event with both ids (no silent no-op)."""
+
+    def in_context() -> None:
+        _enter_job(0)
+        rendered = json.loads(_structlog_logger().info("Spawning worker on GPU %s", GPU))
+        std, handler = _stdlib_logger()
+        std.info("Spawning worker on GPU %s", GPU, extra={"action": "spawn"})
+        stdlib = json.loads(handler.last)
+        captured: list[str] = []
+        lg = _loguru_logger(captured.append)
+        with lg.contextualize(job_id=JOB_ID, correlation_id=CORRELATION_ID):
+            lg.info("Spawning worker on GPU {}", GPU, action="spawn")
+        loguru_extra = json.loads(captured[-1])["record"]["extra"]
+        with narration_context(job_id=JOB_ID, correlation_id=CORRELATION_ID):
+            event = n("spawn", "Spawning worker on GPU {}", GPU)
+        assert event is not None
+        ours = json.loads(encode_event(event))
+        for name, doc in (("structlog", rendered), ("logging", stdlib), ("narration", ours)):
+            assert doc["job_id"] == JOB_ID, name
+            assert doc["correlation_id"] == CORRELATION_ID, name
+        assert rendered["event"] == stdlib["human"] == ours["human"] == "Spawning worker on GPU 3"
+        assert loguru_extra["job_id"] == JOB_ID
+        assert loguru_extra["correlation_id"] == CORRELATION_ID
+
+    contextvars.Context().run(in_context)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Measure every case; ns per call for each library, ratios and the targets.
+
+    `quick` runs few calls (a couple of seconds in all) for smoke tests; the figures are then
+    noisy. Sinks configured in this process are set aside during the run and put back after.
+    """
+    calls, repeats = (1_000, 7) if quick else (20_000, 15)
+    saved_sinks, saved_rank = dispatcher.sinks, dispatcher.min_rank
+    dispatcher.sinks, dispatcher.min_rank = (), LEVEL_RANK[Level.INFO]
+    try:
+        _check_outputs()
+        results = _measure(calls, repeats)
+    finally:
+        dispatcher.sinks, dispatcher.min_rank = saved_sinks, saved_rank
+    emit = results["emit"]
+    ours = emit["narration"]
+    ratios = {
+        case: {
+            other: results[case]["narration"] / results[case][other]
+            for other in ("structlog", "logging", "loguru")
+        }
+        for case in CASES
+    }
+    slowdown_200 = {name: results["emit_200_contextvars"][name] / emit[name] for name in emit}
+    return {
+        "unit": "ns/call",
+        "calls": calls,
+        "repeats": repeats,
+        "quick": quick,
+        **results,
+        "ratios": ratios,
+        "slowdown_200_contextvars": slowdown_200,
+        "narration_events_per_second": 1e9 / ours,
+        "targets": {
+            "emit_ns_max": TARGET_NS,
+            "ratio_vs_structlog_max": TARGET_RATIO_VS_STRUCTLOG,
+            "emit_ns_met": ours <= TARGET_NS,
+            "ratio_vs_structlog_met": ratios["emit"]["structlog"] <= TARGET_RATIO_VS_STRUCTLOG,
+        },
+    }
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The results as a plain-text table."""
+    lines = [
+        f"n() vs peers: median of {results['repeats']} repeats x {results['calls']} calls, "
+        "ns per call (lower is better)",
+        "",
+        f"{'case':<24}" + "".join(f"{name:>18}" for name in LIBRARIES),
+    ]
+    for case in CASES:
+        row = results[case]
+        cells = "".join(
+            f"{row[name]:>18.0f}" if name in row else f"{'-':>18}" for name in LIBRARIES
+        )
+        lines.append(f"{case:<24}{cells}")
+    lines += ["", f"{'ratio narration/other':<24}" + "".join(f"{o:>18}" for o in LIBRARIES[2:])]
+    for case in CASES:
+        ratios = results["ratios"][case]
+        lines.append(f"{case:<24}" + "".join(f"{ratios[o]:>17.2f}x" for o in LIBRARIES[2:]))
+    slow = results["slowdown_200_contextvars"]
+    lines += [
+        "",
+        "200 unrelated ContextVars set, cost / cost without: "
+        + ", ".join(f"{name} {slow[name]:.2f}x" for name in LIBRARIES),
+    ]
+    targets = results["targets"]
+    ours = results["emit"]["narration"]
+    lines += [
+        f"narration: {results['narration_events_per_second']:,.0f} events/s on one core",
+        f"target n() <= {targets['emit_ns_max']:.0f} ns: "
+        f"{'met' if targets['emit_ns_met'] else 'MISSED'} ({ours:.0f} ns)",
+        f"target <= {targets['ratio_vs_structlog_max']}x structlog: "
+        f"{'met' if targets['ratio_vs_structlog_met'] else 'MISSED'} "
+        f"({results['ratios']['emit']['structlog']:.2f}x)",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Command line: print the table (or JSON with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="few calls: a smoke run")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    results = run(quick=args.quick)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Smoke test of `benchmarks/bench_emit.py`: it runs and reports every figure (no timing checks)."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from pathlib import Path
+
+from narration import current_context, n
+from narration.dispatch import dispatcher
+
+# `benchmarks` is a top-level package of the repository, not of the installed distribution.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+bench_emit = importlib.import_module("benchmarks.bench_emit")
+
+CASES = ("emit", "below_threshold", "emit_200_contextvars")
+PEERS = ("structlog", "logging", "loguru")
+
+
+def test_bench_emit_quick_run_reports_every_figure() -> None:
+    sinks, rank = dispatcher.sinks, dispatcher.min_rank
+    results = bench_emit.run(quick=True)
+
+    assert results["unit"] == "ns/call"
+    assert results["quick"] is True
+    assert results["repeats"] >= 7
+    assert results["calls"] > 0
+    for case in CASES:
+        assert set(results[case]) >= {"narration", *PEERS}, case
+        for name, ns in results[case].items():
+            assert math.isfinite(ns) and ns > 0, (case, name)
+        for peer in PEERS:
+            ratio = results["ratios"][case][peer]
+            assert math.isclose(ratio, results[case]["narration"] / results[case][peer])
+    assert results["emit"]["narration+encode"] > 0
+    assert results["narration_events_per_second"] > 0
+    assert set(results["slowdown_200_contextvars"]) >= {"narration", *PEERS}
+    assert set(results["targets"]) == {
+        "emit_ns_max",
+        "ratio_vs_structlog_max",
+        "emit_ns_met",
+        "ratio_vs_structlog_met",
+    }
+    assert "structlog" in bench_emit.format_table(results)
+
+    # The run left no trace: sinks, threshold and the caller's context are as they were.
+    assert (dispatcher.sinks, dispatcher.min_rank) == (sinks, rank)
+    assert current_context().job_id is None
+    event = n("after", "the benchmark")
+    assert event is not None
+    assert event.job_id is None
