@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from .capture import CapturedEvents, capture
 
-__all__ = ["CapturedEvents", "NarrationTestHarness", "capture"]
+__all__ = ["CapturedEvents", "MultiServiceHarness", "NarrationTestHarness", "capture"]
 
 if TYPE_CHECKING:
     from .harness import NarrationTestHarness
+    from .multiservice import MultiServiceHarness
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from .harness import NarrationTestHarness
 
         return NarrationTestHarness
+    if name == "MultiServiceHarness":
+        from .multiservice import MultiServiceHarness
+
+        return MultiServiceHarness
     raise AttributeError(name)

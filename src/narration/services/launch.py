@@ -1,0 +1,186 @@
+"""Starting a service (`narration queen`, `narration hive`, ...) as its own OS process.
+
+    hive = ServiceProcess("hive", ["hive", "--id", "localhost"])
+    hive.start()
+    hive.wait_healthy()          # polls GET /health, bounded; raises with the service's log
+    ...
+    hive.stop()                  # SIGTERM (graceful: streams end), SIGKILL after a grace
+
+Used by `narration demo` and `narration.testing.MultiServiceHarness`. Each service runs
+`python -m narration.cli <args> --host H --port P` in its own session (so a Ctrl-C meant for the
+parent does not hit it directly), with its output written to a log file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+__all__ = ["JOB_SCOPED_ENV", "ServiceProcess", "free_port", "service_env"]
+
+JOB_SCOPED_ENV = (
+    "NARRATION_JOB_ID",
+    "NARRATION_CORRELATION_ID",
+    "NARRATION_PARENT_JOB_ID",
+    "NARRATION_OUTPUT",
+    "TRACEPARENT",
+    "TRACESTATE",
+)
+"""Variables that tie a process to one job; a long-running service must not inherit them."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on `host` right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without job-scoped variables, plus `extra`."""
+    env = {key: value for key, value in os.environ.items() if key not in JOB_SCOPED_ENV}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+class ServiceProcess:
+    """One service run as `python -m narration.cli <args>` on `host:port` (a free port if 0)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = port or free_port(host)
+        self.argv = [
+            sys.executable,
+            "-m",
+            "narration.cli",
+            *args,
+            "--host",
+            host,
+            "--port",
+            str(self.port),
+        ]
+        self.env = service_env(env)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The service's base URL."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The process id, once started."""
+        return self.process.pid if self.process is not None else None
+
+    def start(self) -> ServiceProcess:
+        """Start the process (does not wait for it to listen: see `wait_healthy`)."""
+        if self.process is not None:
+            raise RuntimeError(f"{self.name} was already started")
+        handle, path = tempfile.mkstemp(prefix=f"narration-{self.name}-", suffix=".log")
+        self.log_path = Path(path)
+        self._log = os.fdopen(handle, "wb")
+        self.process = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
+        return self
+
+    def wait_healthy(self, timeout: float = 15.0) -> None:
+        """Poll `GET /health` until it answers 200; raise if the process exits or time runs out."""
+        process = self._started()
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=0.5) as http:
+            while True:
+                code = process.poll()
+                if code is not None:
+                    raise RuntimeError(
+                        f"{self.name} exited with code {code} before it was ready:\n{self.log()}"
+                    )
+                try:
+                    if http.get(f"{self.url}/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"{self.name} did not answer {self.url}/health within {timeout} s:\n"
+                        f"{self.log()}"
+                    )
+                time.sleep(0.05)
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the process (no clean-up on its side) and reap it."""
+        process = self._started()
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM and wait up to `grace` s (then SIGKILL); the exit code, None if never run."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return process.returncode
+
+    def log(self, limit: int = 4000) -> str:
+        """The end of what the service wrote (stdout and stderr)."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        if self._log is not None:
+            self._log.flush()
+        text = self.log_path.read_bytes()[-limit:].decode("utf-8", "replace")
+        return text
+
+    def remove_log(self) -> None:
+        """Delete the log file (after `stop`)."""
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self.process is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self.process
+
+    def __repr__(self) -> str:
+        state = "running" if self.alive() else "stopped"
+        return f"ServiceProcess({self.name!r}, {self.url}, pid={self.pid}, {state})"
