@@ -242,11 +242,11 @@ def _measure(calls: int, repeats: int) -> dict[str, dict[str, float]]:
     """Median ns per call of every (case, library), all interleaved within each repeat."""
     plain, plain_stack = _job_context(0)
     crowded, crowded_stack = _job_context(200)
-    emit, below = _loops(below=False), _loops(below=True)
+    emit, below, emit_crowded = _loops(below=False), _loops(below=True), _loops(below=False)
     plans = [
         *(("emit", name, plain, loop) for name, loop in emit.items()),
         *(("below_threshold", name, plain, loop) for name, loop in below.items()),
-        *(("emit_200_contextvars", name, crowded, _loops(below=False)[name]) for name in emit),
+        *(("emit_200_contextvars", name, crowded, loop) for name, loop in emit_crowded.items()),
     ]
     samples: dict[str, dict[str, list[float]]] = {case: {} for case in CASES}
     try:
