@@ -128,6 +128,9 @@ class Store(ABC):
     async def expire(self, job_id: str, after_s: float) -> None:
         """Forget the job and its log `after_s` seconds from now (retention)."""
 
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Start background work (writers, lease timers) in the server's event loop."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and timers."""
 

@@ -1,0 +1,128 @@
+"""A private, throw-away `redis-server` on a free 127.0.0.1 port (tests and benchmarks).
+
+    server = RedisServer.start()          # finds redis-server on PATH
+    store_url = server.url(prefix="t1:")  # redis://127.0.0.1:<port>/0?prefix=t1:
+    ...
+    server.stop()
+
+Nothing is persisted (`--save "" --appendonly no`); the machine's own Redis is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import quote
+
+__all__ = ["RedisServer", "free_port"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """One `redis-server` child process listening on 127.0.0.1:`port`."""
+
+    def __init__(self, binary: str, port: int, process: subprocess.Popen[bytes], workdir: str):
+        self.binary, self.port, self.process, self.workdir = binary, port, process, workdir
+
+    @classmethod
+    def start(
+        cls, binary: str | None = None, port: int | None = None, timeout: float = 10.0
+    ) -> RedisServer:
+        """Start one and wait (up to `timeout` s) until it answers PING."""
+        found = binary or shutil.which("redis-server")
+        if found is None:
+            raise FileNotFoundError("redis-server is not installed (not on PATH)")
+        workdir = tempfile.mkdtemp(prefix="narration-redis-")
+        for _ in range(3):  # the free port can be taken between probing and binding
+            chosen = port or free_port()
+            process = subprocess.Popen(
+                [
+                    found,
+                    "--port",
+                    str(chosen),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    workdir,
+                    "--daemonize",
+                    "no",
+                    "--loglevel",
+                    "warning",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            server = cls(found, chosen, process, workdir)
+            if server.wait_ready(timeout):
+                return server
+            server.stop()
+            if port is not None:
+                break
+        raise RuntimeError(f"redis-server did not start on 127.0.0.1 (last port {chosen})")
+
+    def url(self, db: int = 0, prefix: str | None = None, **options: object) -> str:
+        """`redis://127.0.0.1:<port>/<db>`, with narration store options as query keys."""
+        query = dict(options, prefix=prefix) if prefix is not None else dict(options)
+        text = "&".join(f"{key}={quote(str(value), safe=':')}" for key, value in query.items())
+        return f"redis://127.0.0.1:{self.port}/{db}" + (f"?{text}" if text else "")
+
+    def ping(self) -> bool:
+        """True when the server answers PING now."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Poll PING until it answers (True) or the process exits / `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            if self.ping():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL) and remove its directory."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        with contextlib.suppress(OSError):
+            shutil.rmtree(Path(self.workdir))
+
+    def __enter__(self) -> RedisServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,149 @@
+"""Redis for the test suite: one private redis-server per session, store URLs, a cuttable proxy.
+
+Fixtures (imported by tests/conftest.py):
+- `redis_server`: a `RedisServer` on a free 127.0.0.1 port, started once per session. The binary
+  is found on PATH, else installed with apt-get when running as root; if it is still missing
+  the Redis tests are skipped, except with `CI=true`, where they fail.
+- `redis_url`: that server's URL with a key prefix of its own, so tests never see each other.
+- `store_url`: parametrized: "memory://" and a `redis_url`, for tests run against both stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from narration.testing.redis_server import RedisServer
+
+__all__ = ["TcpProxy", "find_redis_server", "redis_server", "redis_url", "store_url"]
+
+
+def find_redis_server() -> str | None:
+    """The redis-server binary: on PATH, or installed with apt-get when running as root."""
+    found = shutil.which("redis-server")
+    if found or os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"]
+    for command in (install, ["apt-get", "update", "-q"], install):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(command, env=env, capture_output=True, timeout=300, check=False)
+        found = shutil.which("redis-server")
+        if found:
+            return found
+    return None
+
+
+def unique_prefix() -> str:
+    """A key prefix no other test uses."""
+    return f"t-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A private redis-server for this test session (never the machine's shared one)."""
+    binary = find_redis_server()
+    if binary is None:
+        message = "redis-server is not installed and could not be installed"
+        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+            pytest.fail(f"{message}; CI=true needs the Redis tests to run", pytrace=False)
+        pytest.skip(message)
+    server = RedisServer.start(binary)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The private server's URL with a fresh key prefix."""
+    return redis_server.url(prefix=unique_prefix())
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Each store in turn: "memory://", then the private Redis (with a fresh key prefix)."""
+    if request.param == "memory":
+        return "memory://"
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url(prefix=unique_prefix())
+
+
+class TcpProxy:
+    """A TCP proxy to Redis in the test's event loop, to cut (and restore) the network.
+
+    `cut()` closes every open connection and makes new ones close at once; `restore()`
+    lets them through again.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self.down = False
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def start(cls, upstream_port: int) -> TcpProxy:
+        proxy = cls(upstream_port)
+        proxy._server = await asyncio.start_server(proxy._accept, "127.0.0.1", 0)
+        proxy.port = proxy._server.sockets[0].getsockname()[1]
+        return proxy
+
+    def url(self, prefix: str | None = None, **options: object) -> str:
+        query = dict(options, prefix=prefix or unique_prefix())
+        return f"redis://127.0.0.1:{self.port}/0?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            sink.close()
+            self._writers.discard(sink)
+
+    async def cut(self) -> None:
+        """Drop every connection now; refuse new ones until `restore()`."""
+        self.down = True
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    def restore(self) -> None:
+        self.down = False
+
+    async def close(self) -> None:
+        await self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
