@@ -160,7 +160,11 @@ def render_event(event: NarrationEvent, ids: bool = False) -> Text:
         text = f"[{event.level.value}] {text}"
     line.append(text, _LEVEL_STYLE.get(event.level, ""))
     if ids:
-        parts = [f"corr={event.correlation_id}", f"trace={(event.trace_id or '-')[:8]}…"]
+        parts = [
+            f"corr={event.correlation_id}",
+            f"trace={(event.trace_id or '-')[:8]}…",
+            f"span={(event.span_id or '-')[:8]}…",
+        ]
         if event.origin:
             parts.append(f"origin={event.origin}")
         line.append("  " + " ".join(parts), "dim")
@@ -303,7 +307,7 @@ def submit(
     ],
     assignments: Annotated[
         list[str] | None,
-        typer.Option("--set", "-s", help="an operation field, key=value (repeatable)"),
+        typer.Option("--set", "-s", metavar="KEY=VALUE", help="an operation field (repeatable)"),
     ] = None,
     queen: QueenOption = DEFAULT_QUEEN,
     correlation_id: Annotated[
@@ -413,6 +417,7 @@ def queen(
         list[str] | None,
         typer.Option(
             "--hive",
+            metavar="ID=URL",
             help="a hive as ID=URL (repeatable; default localhost=http://127.0.0.1:7835)",
         ),
     ] = None,
@@ -467,8 +472,12 @@ def demo(
     tokens: Annotated[int, typer.Option("--tokens", help="tokens the worker generates")] = 12,
     ids: IdsOption = False,
 ) -> None:
-    """Start a queen and a hive on free ports, run hive_list, worker_spawn and infer through the
-    keeper under one correlation id, show all the narration live, then shut everything down."""
+    """Run queen, hive and worker on this machine and watch one correlation id cross them all.
+
+    Starts a queen and a hive as child processes on free loopback ports, runs hive_list,
+    worker_spawn and infer through the keeper under one correlation id, shows the live narration
+    of every service, then shuts everything down. Exit code 0 when all went well.
+    """
     raise typer.Exit(run_demo(_console(), tokens=tokens, ids=ids))
 
 
