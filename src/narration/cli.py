@@ -452,7 +452,7 @@ def hive(
     """Run a hive: runs the stand-in worker as child processes and narrates them.
 
     Worker test knobs (environment, passed on to every worker): NARRATION_WORKER_FAIL=CODE
-    makes workers exit CODE after the model load; NARRATION_WORKER_TOKEN_DELAY=SECONDS slows
+    makes workers exit CODE before generating; NARRATION_WORKER_TOKEN_DELAY=SECONDS slows
     token generation.
     """
     from .services.hive import create_hive_app

@@ -24,6 +24,7 @@ import pytest
 from narration.client import JobClient, Terminal
 from narration.events import Level, NarrationEvent
 from narration.operations import Operation
+from narration.services.launch import ServiceProcess
 from narration.services.worker import fake_tokens
 from narration.testing import MultiServiceHarness
 
@@ -380,6 +381,20 @@ def test_cli_ctrl_c_cancels_the_job_then_exits_130(slow_services: MultiServiceHa
         hive_jobs = http.get(f"{slow_services.hive_url}/v1/jobs").json()
     assert queen_job["state"] == "cancelled"
     assert [job["state"] for job in hive_jobs] == ["cancelled"]
+
+
+async def test_cli_serve_runs_a_plain_server() -> None:
+    server = ServiceProcess("server", ["serve", "--retention", "5"])
+    try:
+        await asyncio.to_thread(server.start().wait_healthy)
+        events, terminal = await run_job(server.url, Operation.status(), "e2e-serve")
+    finally:
+        server.stop()
+        server.remove_log()
+    assert terminal.state == "completed"
+    assert [(e.actor, e.action, e.correlation_id) for e in events] == [
+        ("narration", "status", "e2e-serve")
+    ]
 
 
 def test_demo_runs_and_exits_0() -> None:

@@ -9,8 +9,8 @@ captures into its job. Its ids (job, correlation, trace) come from the environme
     python -m narration.services.worker --model tinyllama --prompt "Why is the sky blue?"
 
 Test knobs, also read from the environment so that setting them on a hive process reaches every
-worker it starts: `--fail-with CODE` / `NARRATION_WORKER_FAIL=CODE` (exit with CODE after the
-model load, with a message on stderr) and `--token-delay S` / `NARRATION_WORKER_TOKEN_DELAY=S`
+worker it starts: `--fail-with CODE` / `NARRATION_WORKER_FAIL=CODE` (exit with CODE before
+generating, with a message on stderr) and `--token-delay S` / `NARRATION_WORKER_TOKEN_DELAY=S`
 (seconds per generated token, default 0.02).
 """
 
@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="CODE",
-        help=f"exit with CODE after the model load, as a crash would (default ${FAIL_ENV})",
+        help=f"exit with CODE before generating, as a crash would (default ${FAIL_ENV})",
     )
     return parser
 
@@ -139,6 +139,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, prompt, delay, fail_with)
         finally:
             narration.flush()
+            _quiet_broken_stdout()
+
+
+def _quiet_broken_stdout() -> None:
+    """If the reader of stdout went away, exit without a BrokenPipeError traceback."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _run(args: argparse.Namespace, prompt: str | None, delay: float, fail_with: int | None) -> int:
