@@ -1,0 +1,239 @@
+"""What only the Redis store does: outages, leases and reaping, replicas sharing one Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from narration import n, narration_context
+from narration.events import Level, NarrationEvent
+from narration.operations import Operation
+from narration.store import JobRecord, open_store
+from narration.store.redis import OWNER_LOST, RedisEventLog, RedisOptions, RedisStore
+from narration.testing import NarrationTestHarness
+from narration.testing.redis_server import RedisServer
+from redis_server import TcpProxy
+from stream_helpers import emit, parse_frames, read_stream
+
+pytestmark = pytest.mark.redis
+
+
+def event(i: int, job_id: str) -> NarrationEvent:
+    return NarrationEvent(
+        ts=time.time(), level=Level.INFO, actor="test", action="step", human=f"step {i}",
+        job_id=job_id, fields={"i": i},
+    )  # fmt: skip
+
+
+def record(job_id: str = "job-00000000-0000-4000-8000-000000000001") -> JobRecord:
+    return JobRecord(job_id, {"operation": "hive_list"}, "corr-1", created_at=time.time())
+
+
+async def running_job(
+    store: RedisStore, job_id: str | None = None
+) -> tuple[JobRecord, RedisEventLog]:
+    rec = record(job_id) if job_id else record()
+    log = await store.create(rec)
+    assert isinstance(log, RedisEventLog)
+    rec.state, rec.started_at = "running", time.time()
+    await store.start(rec)
+    return rec, log
+
+
+def store_for(url: str, **changes: object) -> RedisStore:
+    _, options = RedisOptions.from_url(url, environ={})
+    return RedisStore(url, options=dataclasses.replace(options, **changes))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def raw(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis(port=redis_server.port)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def test_open_store_picks_redis_and_url_options_win_over_env() -> None:
+    store = open_store("redis://127.0.0.1:1/3?prefix=app:&lease_ttl=2.5&max_pending=7&x=1")
+    assert isinstance(store, RedisStore)
+    assert (store.options.prefix, store.options.lease_ttl_s) == ("app:", 2.5)
+    assert store.options.max_pending == 7
+    assert store.url == "redis://127.0.0.1:1/3?x=1"
+    env = {
+        "NARRATION_LEASE_TTL_S": "4",
+        "NARRATION_RETENTION_S": "9",
+        "NARRATION_REDIS_PREFIX": "e:",
+    }
+    _, options = RedisOptions.from_url("redis://h/0?prefix=u:", environ=env)
+    assert (options.prefix, options.lease_ttl_s, options.retention_s) == ("u:", 4.0, 9.0)
+    with pytest.raises(ValueError, match="lease_ttl"):
+        RedisOptions.from_url("redis://h/0?lease_ttl=abc", environ={})
+
+
+async def test_outage_buffers_then_drops_with_an_exact_gap(redis_server: RedisServer) -> None:
+    proxy = await TcpProxy.start(redis_server.port)
+    harness = await NarrationTestHarness.start(store=proxy.url(max_pending=50))
+    try:
+        job_id = await harness.submit_job(Operation.hive_list())
+        reader = asyncio.create_task(read_stream(harness.http, job_id))  # stays open throughout
+        emit(harness, job_id, 10)
+        log = harness.state.jobs.live[job_id].log
+        await log.flush()
+
+        await proxy.cut()
+        started = time.perf_counter()
+        emit(harness, job_id, 200, start=10)  # never blocks, never raises
+        assert time.perf_counter() - started < 0.5
+        health = await wait_health(harness, lambda redis: not redis["connected"])
+        assert health["backlog"] == 50 and health["dropped"] == 150
+        assert health["error"]
+
+        proxy.restore()
+        await wait_health(harness, lambda redis: redis["connected"] and redis["backlog"] == 0)
+        await harness.complete_job(job_id)
+        status, frames = await reader
+    finally:
+        await harness.stop()
+        await proxy.close()
+    assert status == 200
+    names = [frame["event"] for frame in frames]
+    assert names == ["narration"] * 10 + ["gap"] + ["narration"] * 50 + ["done"]
+    assert frames[10]["data"] == {"missed": 150, "next_id": 161}
+    ids = [int(frame["id"]) for frame in frames if "id" in frame]
+    assert ids == [*range(1, 11), *range(161, 212)]
+
+
+async def wait_health(harness: NarrationTestHarness, ok: object, timeout: float = 10) -> dict:
+    async with asyncio.timeout(timeout):
+        while True:
+            body = (await harness.http.get("/health")).json()
+            if ok(body["redis"]):  # type: ignore[operator]
+                return dict(body["redis"])
+            await asyncio.sleep(0.02)
+
+
+async def test_one_replica_ends_an_orphaned_job_exactly_once(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    owner = store_for(redis_url, lease_ttl_s=0.4)
+    rec, log = await running_job(owner)
+    for i in range(3):
+        log.append(event(i, rec.job_id))
+    await log.flush()
+    await owner.close()  # the owner dies: its lease is no longer renewed
+
+    replicas = [store_for(redis_url, reaper=False) for _ in range(3)]
+    reaped: list[str] = []
+    async with asyncio.timeout(5):
+        while not reaped:
+            rounds = await asyncio.gather(*(r.reap_orphans() for r in replicas for _ in range(4)))
+            reaped = [job_id for found in rounds for job_id in found]
+            await asyncio.sleep(0.02)
+    assert reaped == [rec.job_id]
+
+    entries = await raw.xrange(owner._key("log:", rec.job_id))
+    assert [entry_id for entry_id, _ in entries] == [b"1-0", b"2-0", b"3-0", b"4-0"]
+    assert entries[-1][1] == {
+        b"e": b"error",
+        b"d": b'{"job_id":"%s","state":"failed","error":"owner lost"}' % rec.job_id.encode(),
+    }
+    stored = await replicas[0].get(rec.job_id)
+    assert stored is not None and (stored.state, stored.error) == ("failed", OWNER_LOST)
+    view = await replicas[1].log(rec.job_id)
+    assert view is not None and view.terminal_id() == 4
+    result = await view.read(0, 1.0)
+    assert result.done and result.cursor == 4 and len(result.frames) == 4
+    assert await ttl_of(raw, owner._key("job:", rec.job_id)) > 0  # retention applies
+    for replica in replicas:
+        await replica.close()
+
+
+async def ttl_of(raw: aioredis.Redis, key: str) -> int:
+    return int(await raw.pttl(key))
+
+
+async def test_a_renewed_lease_is_never_reaped(redis_url: str) -> None:
+    owner = store_for(redis_url, lease_ttl_s=0.4)
+    rec, _ = await running_job(owner)
+    other = store_for(redis_url, reaper=False)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 1.2  # three lease spans
+    while loop.time() < end:
+        assert await other.reap_orphans() == []
+        await asyncio.sleep(0.05)
+    stored = await other.get(rec.job_id)
+    assert stored is not None and stored.state == "running"
+    for store in (owner, other):
+        await store.close()
+
+
+async def test_an_owner_that_stalled_takes_the_reaped_end(redis_url: str) -> None:
+    owner = store_for(redis_url, lease_ttl_s=0.4)
+    rec, log = await running_job(owner)
+    log.append(event(0, rec.job_id))
+    await log.flush()
+    owner._tasks[1].cancel()  # renewals stop, as if the owner's loop was stuck
+    reaper = store_for(redis_url, reaper=False)
+    async with asyncio.timeout(5):
+        while not await reaper.reap_orphans():  # noqa: ASYNC110 - polling Redis, bounded
+            await asyncio.sleep(0.02)
+    log.append(event(1, rec.job_id))  # too late: the job ended elsewhere
+    await log.flush()
+    assert log.late == 1
+    rec.state, rec.finished_at = "completed", time.time()
+    await owner.finish(rec, log)
+    assert (rec.state, rec.error) == ("failed", OWNER_LOST)
+    assert log.terminal_id() == 2
+    result = await log.read(0, 1.0)
+    assert [frame.split(b"\n")[1] for frame in result.frames] == [
+        b"event: narration",
+        b"event: error",
+    ]
+    for store in (owner, reaper):
+        await store.close()
+
+
+async def test_two_servers_share_jobs_through_one_redis(redis_url: str) -> None:
+    async with (
+        NarrationTestHarness(store=redis_url) as a,
+        NarrationTestHarness(store=redis_url) as b,
+    ):
+        job_id = await a.submit_job(Operation.hive_list())
+        stream = b.get_sse_stream(job_id)
+        with narration_context(a.job_context(job_id)):
+            n("hello", "hello from A")
+        got = await stream.assert_next("hello", "hello from A")
+        assert got.id == 1
+        emit(a, job_id, 20)
+        await a.complete_job(job_id)
+        events = await stream.collect_until_done()
+        assert [e.id for e in events] == list(range(2, 22))
+        assert stream.terminal is not None and stream.terminal.state == "completed"
+        status = (await b.http.get(f"/v1/jobs/{job_id}")).json()
+        assert (status["state"], status["events"]) == ("completed", 21)
+        listed = (await b.http.get("/v1/jobs")).json()
+        assert [job["job_id"] for job in listed] == [job_id]
+        code, frames = await read_stream(b.http, job_id, {"Last-Event-ID": "22"})
+        assert (code, frames) == (204, [])
+        health = (await b.http.get("/health")).json()
+        assert health["store"] == "RedisStore" and health["redis"]["connected"] is True
+
+
+async def test_events_after_the_terminal_are_counted_not_streamed(redis_url: str) -> None:
+    store = store_for(redis_url)
+    rec, log = await running_job(store)
+    log.append(event(0, rec.job_id))
+    rec.state, rec.finished_at = "completed", time.time()
+    await store.finish(rec, log)
+    log.append(event(1, rec.job_id))
+    assert log.late == 1 and log.count() == 1 and log.terminal_id() == 2
+    result = await log.read(0, 0.5)
+    frames = parse_frames(b"".join(result.frames).decode())
+    assert [frame["event"] for frame in frames] == ["narration", "done"] and result.done
+    await store.close()
