@@ -27,7 +27,7 @@ _callers: dict[int, tuple[CodeType, str, str]] = {}
 _getframe = sys._getframe
 _rank = LEVEL_RANK
 _INFO = Level.INFO
-_INFO_RANK = LEVEL_RANK[_INFO]
+_rank_by_id = {id(level): rank for level, rank in LEVEL_RANK.items()}
 _routes = dispatcher.routes
 _valid_actions = VALID_ACTIONS
 
@@ -59,10 +59,11 @@ def n(
     the context's actor or the caller's top-level package. Returns the event, or None when its
     level is below the configured threshold.
     """
-    if level is _INFO:  # the common case; hashing an Enum member is slow
-        if dispatcher.min_rank > _INFO_RANK:
-            return None
-    elif _level_rank(level, fields) < dispatcher.min_rank:
+    # Ranks are looked up by the member's id: hashing an Enum member runs Python code.
+    rank = _rank_by_id.get(id(level))
+    if rank is None:
+        rank = _level_rank(level, fields)
+    if rank < dispatcher.min_rank:
         return None
     if type(action) is not str or type(message) is not str:
         action, message = _check_types(action, message)
