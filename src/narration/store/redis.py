@@ -15,10 +15,10 @@ holds at most `max_pending` events; older ones are then dropped and counted, and
 the hole in the ids as a `gap` frame with its exact size. `finish()` commits the final state and
 appends the terminal in one Lua call, then the runner's `expire()` sets the retention TTL.
 
-Ownership: the replica that creates a job holds its lease (renewed every `lease_ttl_s / 4`, each
-renewal valid `0.75 * lease_ttl_s`); every replica looks for expired leases every
-`lease_ttl_s / 10` and, in one atomic Lua call, marks such jobs failed ("owner lost") and appends
-their `error` terminal. So a dead owner's job ends within `lease_ttl_s`, exactly once.
+Ownership: the replica that creates a job holds its lease (renewed every `0.2 * lease_ttl_s`, each
+renewal valid `0.7 * lease_ttl_s`); every replica looks for expired leases about every
+`0.08 * lease_ttl_s` and, in one atomic Lua call, marks such jobs failed ("owner lost") and
+appends their `error` terminal. So a dead owner's job ends within `0.8 * lease_ttl_s`, once.
 
 Options come from the URL query (`redis://host:6379/0?prefix=app:&lease_ttl=10`), else from env
 (`NARRATION_REDIS_PREFIX`, `NARRATION_LEASE_TTL_S`, `NARRATION_REDIS_MAX_PENDING`,
@@ -67,9 +67,11 @@ _FINAL = frozenset({"completed", "failed", "cancelled"})
 _READ_BATCH = 2048  # entries per XREAD
 _WRITE_BATCH = 8192  # queued events per pipelined write
 _BLOCK_CHUNK_S = 5.0  # longest single XREAD BLOCK (below the socket timeout)
-_LEASE_SPAN = 0.75  # a renewal is valid this fraction of lease_ttl_s
-_RENEW_EVERY = 0.25  # renew leases every this fraction of lease_ttl_s
-_REAP_EVERY = 0.10  # look for expired leases every this fraction of lease_ttl_s
+# A dead owner's job ends within _LEASE_SPAN + 1.2 * _REAP_EVERY = 0.8 of lease_ttl_s; a live
+# owner keeps its jobs through stalls of up to _LEASE_SPAN - _RENEW_EVERY = 0.5 of it.
+_LEASE_SPAN = 0.70  # a renewal is valid this fraction of lease_ttl_s
+_RENEW_EVERY = 0.20  # renew leases every this fraction of lease_ttl_s
+_REAP_EVERY = 0.08  # look for expired leases every this fraction of lease_ttl_s (+-20 %)
 _PRUNE_EVERY_S = 30.0  # drop expired jobs from the listing index
 
 
