@@ -90,7 +90,8 @@ class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
 class ProcessCapture:
     """Run `argv` as a child process whose output narrates into the current job.
 
-    `env` defaults to `child_env()` taken when `run()` starts (the caller's context); `cwd` is
+    `env` is the child's whole environment, by default `child_env()` taken when `run()` starts
+    (the caller's context); to add variables, pass `child_env({**os.environ, "X": "1"})`. `cwd` is
     the child's working directory; `stderr_tail` how many last stderr lines `ProcessFailed`
     carries; `origin_prefix` names the child in `origin` (default: each event's actor) and is
     the actor of its plain output lines (default: the program's file name). `kill_grace`: seconds

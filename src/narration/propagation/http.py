@@ -10,8 +10,8 @@ Headers (DESIGN.md section 5):
 - `X-Parent-Job-Id`: the caller's job; a valid one is put in the request state as
   `narration_parent_job_id` (`request.state.narration_parent_job_id` in Starlette/FastAPI).
 
-The request runs inside `narration_context(correlation_id=..., trace_id=..., span_id=...)`,
-so everything it narrates, and every job it starts, carries those ids.
+The request runs in the server's context with those ids (and no job id), so everything it
+narrates, and every job it starts, carries them.
 """
 
 from __future__ import annotations
@@ -125,9 +125,12 @@ class NarrationMiddleware:
         parent_job = valid_correlation_id(parent_job)
         if parent_job is not None:
             scope.setdefault("state", {})[PARENT_JOB_STATE_KEY] = parent_job
+        # A request is not part of whatever job the server was started in: no job id. (The
+        # constructor, not dataclasses.replace: this runs on every request.)
+        base = _current.get()
         token = _current.set(
-            _current.get().merged(
-                correlation_id=correlation, trace_id=trace_id, span_id=new_span_id()
+            NarrationContext(
+                None, correlation, base.actor, trace_id, new_span_id(), base.fields, base.taps
             )
         )
         state_token = bind_tracestate(trace_id, state)
