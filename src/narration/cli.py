@@ -114,14 +114,17 @@ def build_operation(name: str, assignments: Sequence[str]) -> OperationModel:
 
 @dataclass
 class Printer:
-    """Prints a job's stream: one line per event; `ids` adds each event's ids."""
+    """Prints a job's stream: one line per event; `ids` adds each event's ids; with `keep`,
+    the events are also collected in `events`."""
 
     console: Console
     ids: bool = False
+    keep: bool = False
     events: list[NarrationEvent] = field(default_factory=list)
 
     def event(self, event: NarrationEvent) -> None:
-        self.events.append(event)
+        if self.keep:
+            self.events.append(event)
         self.console.print(render_event(event, self.ids))
 
     def gap(self, gap: Gap) -> None:
@@ -469,7 +472,9 @@ DEMO_PROMPT = "Why is the sky blue?"
 
 @app.command()
 def demo(
-    tokens: Annotated[int, typer.Option("--tokens", help="tokens the worker generates")] = 12,
+    tokens: Annotated[
+        int, typer.Option("--tokens", min=1, help="most tokens the worker generates")
+    ] = 12,
     ids: IdsOption = False,
 ) -> None:
     """Run queen, hive and worker on this machine and watch one correlation id cross them all.
@@ -503,7 +508,7 @@ def run_demo(console: Console, *, tokens: int = 12, ids: bool = False) -> int:
         code = _run(_demo_jobs(console, queen_service.url, correlation_id, tokens, ids))
     except KeyboardInterrupt:
         code = EXIT_CANCELLED
-    except (RuntimeError, TimeoutError) as exc:
+    except (OSError, RuntimeError, TimeoutError) as exc:
         console.print(Text(f"✖ {exc}", "bold red"))
     finally:
         console.print(Text("Shutting down the queen and the hive …", "dim"))
@@ -526,7 +531,7 @@ async def _demo_jobs(
     for operation in operations:
         console.print()
         console.rule(Text(f"keeper -> queen: {operation.name}", "bold"), align="left")
-        printer = Printer(console, ids)
+        printer = Printer(console, ids, keep=True)
         code = await keep(queen_url, operation, printer, correlation_id=correlation_id)
         if code != EXIT_DONE:
             return code
@@ -537,7 +542,7 @@ async def _demo_jobs(
     if correlations != {correlation_id}:
         console.print(Text(f"✖ events carried other correlation ids: {correlations}", "bold red"))
         return EXIT_ERROR
-    actors = sorted({event.actor for event in seen}, key=["queen", "hive", "worker"].index)
+    actors = list(dict.fromkeys(event.actor for event in seen))
     console.print(
         Text(
             f"✔ {len(operations)} jobs, {len(seen)} events from {', '.join(actors)}; every one "
