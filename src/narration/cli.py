@@ -488,10 +488,14 @@ def demo(
 
 def run_demo(console: Console, *, tokens: int = 12, ids: bool = False) -> int:
     """The demo; its exit code (0 when every job was done and every event carried the ids)."""
-    from .services.launch import ServiceProcess
+    from .services.launch import ServiceProcess, free_port
 
     hive_service = ServiceProcess("hive", ["hive", "--id", "localhost"])
-    queen_service = ServiceProcess("queen", ["queen", "--hive", f"localhost={hive_service.url}"])
+    queen_service = ServiceProcess(
+        "queen",
+        ["queen", "--hive", f"localhost={hive_service.url}"],
+        port=free_port(exclude={hive_service.port}),
+    )
     services = (hive_service, queen_service)
     console.print(Text("narration demo: keeper -> queen -> hive -> worker", "bold"))
     code = EXIT_ERROR

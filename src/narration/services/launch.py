@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -39,11 +39,14 @@ JOB_SCOPED_ENV = (
 """Variables that tie a process to one job; a long-running service must not inherit them."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on `host` right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def free_port(host: str = "127.0.0.1", exclude: Collection[int] = ()) -> int:
+    """A TCP port that is free on `host` right now (the kernel's pick), not in `exclude`."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in exclude:
+            return port
 
 
 def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -115,7 +118,7 @@ class ServiceProcess:
         """Poll `GET /health` until it answers 200; raise if the process exits or time runs out."""
         process = self._started()
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=0.5) as http:
+        with httpx.Client(timeout=0.5, trust_env=False) as http:
             while True:
                 code = process.poll()
                 if code is not None:

@@ -51,7 +51,10 @@ class MultiServiceHarness:
         )
         self.hive_url = f"http://127.0.0.1:{hive_port}"
         self.queen = ServiceProcess(
-            "queen", ["queen", "--hive", f"{hive_id}={self.hive_url}"], env=queen_env
+            "queen",
+            ["queen", "--hive", f"{hive_id}={self.hive_url}"],
+            port=free_port(exclude={hive_port}),
+            env=queen_env,
         )
         self.queen_url = self.queen.url
         self._started = False
