@@ -135,6 +135,7 @@ async def test_infer_crosses_queen_hive_and_worker_with_one_correlation_and_trac
         record = (await http.get(f"/v1/jobs/{hive_job}")).json()
     assert record["correlation_id"] == "e2e-infer-1"
     assert record["state"] == "completed"
+    assert record["parent_job_id"] == queen_job  # X-Parent-Job-Id crossed the hop
 
 
 async def test_worker_spawn_then_worker_list(services: MultiServiceHarness) -> None:

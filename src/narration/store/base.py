@@ -54,8 +54,8 @@ class JobRecord:
     owner: str | None = None
 
     def summary(self, events: int) -> dict[str, Any]:
-        """The JSON body of `GET /v1/jobs/{id}`."""
-        return {
+        """The JSON body of `GET /v1/jobs/{id}` (`parent_job_id` only for a forwarded job)."""
+        summary: dict[str, Any] = {
             "job_id": self.job_id,
             "operation": self.operation,
             "state": self.state,
@@ -66,6 +66,9 @@ class JobRecord:
             "events": events,
             "correlation_id": self.correlation_id,
         }
+        if self.parent_job_id is not None:
+            summary["parent_job_id"] = self.parent_job_id
+        return summary
 
 
 class EventLog(ABC):
