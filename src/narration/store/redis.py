@@ -35,6 +35,7 @@ import logging
 import os
 import random
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -73,6 +74,7 @@ _LEASE_SPAN = 0.70  # a renewal is valid this fraction of lease_ttl_s
 _RENEW_EVERY = 0.20  # renew leases every this fraction of lease_ttl_s
 _REAP_EVERY = 0.08  # look for expired leases every this fraction of lease_ttl_s (+-20 %)
 _PRUNE_EVERY_S = 30.0  # drop expired jobs from the listing index
+_HEAD = struct.Struct(">II")  # an event in an append blob: id, JSON length
 
 
 # --------------------------------------------------------------------------- Lua
@@ -83,8 +85,10 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 """
 
-# KEYS: job, stream. ARGV: maxlen, then id, json pairs in id order. Ids already written are
-# skipped (a retried batch), so nothing is ever written twice.
+# KEYS: job, stream. ARGV: maxlen, then the events in id order packed in one string: for each,
+# a big-endian u32 id, a u32 length and that many bytes of event JSON (one argument, so the
+# client packs one blob, not two arguments per event). Ids already written are skipped (a
+# retried batch), so nothing is ever written twice.
 # Returns the last id written, -1 if the job is gone, -2 if it is already sealed.
 _APPEND = """
 local meta = redis.call('HMGET', KEYS[1], 'state', 't', 'n')
@@ -92,12 +96,17 @@ if not meta[1] then return -1 end
 if meta[2] then return -2 end
 local last = tonumber(meta[3] or '0')
 local first = last
-for i = 2, #ARGV, 2 do
-  local id = tonumber(ARGV[i])
+local blob = ARGV[2]
+local pos, size = 1, #blob
+while pos <= size do
+  local id, length
+  id, length, pos = struct.unpack('>I4I4', blob, pos)
   if id > last then
-    redis.call('XADD', KEYS[2], ARGV[i] .. '-0', 'd', ARGV[i + 1])
+    local data = string.sub(blob, pos, pos + length - 1)
+    redis.call('XADD', KEYS[2], string.format('%d-0', id), 'd', data)
     last = id
   end
+  pos = pos + length
 end
 if last ~= first then
   redis.call('HSET', KEYS[1], 'n', last)
@@ -106,11 +115,11 @@ end
 return last
 """
 
-# KEYS: job, jobs index, leases. ARGV: job id, created_at, lease ms, field, value, ...
+# KEYS: job, jobs index, leases, stream. ARGV: job id, created_at, lease ms, field, value, ...
 _CREATE = (
     _NOW
     + """
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[4])
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
@@ -569,7 +578,8 @@ class RedisStore(Store):
 
     async def _write(self, batch: list[_Item]) -> bool:
         """Write `batch` in one pipelined round trip; False when Redis is unreachable."""
-        groups: dict[RedisEventLog, list[Any]] = {}
+        groups: dict[RedisEventLog, list[bytes]] = {}
+        head = _HEAD.pack
         for index, (log, event_id, item) in enumerate(batch):
             if type(item) is not bytes:
                 assert isinstance(item, NarrationEvent)
@@ -580,7 +590,7 @@ class RedisStore(Store):
             args = groups.get(log)
             if args is None:
                 args = groups[log] = []
-            args.append(event_id)
+            args.append(head(event_id, len(item)))
             args.append(item)
         sha = _SCRIPTS["append"].sha
         pipe = self._client.pipeline(transaction=False)
@@ -588,7 +598,8 @@ class RedisStore(Store):
         for log in logs:
             args = groups[log]
             maxlen = log._maxlen(self.limits)
-            pipe.execute_command("EVALSHA", sha, 2, log._job_key, log._log_key, maxlen, *args)
+            blob = b"".join(args)
+            pipe.execute_command("EVALSHA", sha, 2, log._job_key, log._log_key, maxlen, blob)
         try:
             results = await pipe.execute(raise_on_error=False)
         except _UNREACHABLE as exc:
@@ -606,8 +617,11 @@ class RedisStore(Store):
                 count = len(groups[log]) // 2
                 log._queued -= count
                 if isinstance(result, Exception):
+                    if not log.lost:  # once per job: the rest is counted
+                        logger.error(
+                            "narration: Redis refused events of %s: %s", log.job_id, result
+                        )
                     log.lost += count
-                    logger.error("narration: Redis refused events of %s: %s", log.job_id, result)
                 elif result == -1:
                     log.lost += count
                 elif result == -2:
@@ -696,10 +710,10 @@ class RedisStore(Store):
         fields = _record_fields(record)
         fields += ["n", 0]
         lease_ms = int(self.options.lease_ttl_s * _LEASE_SPAN * 1000)
-        keys = [self._key("job:", record.job_id), self._jobs_key, self._leases_key]
-        await self._eval(
-            "create", keys, [record.job_id, repr(record.created_at), lease_ms, *fields]
-        )
+        job_key, log_key = self._key("job:", record.job_id), self._key("log:", record.job_id)
+        keys = [job_key, self._jobs_key, self._leases_key, log_key]
+        args = [record.job_id, repr(record.created_at), lease_ms, *fields]
+        await self._eval("create", keys, args)
         log = RedisEventLog(self, record.job_id, owned=True)
         self._owned[record.job_id] = log
         self._leased.add(record.job_id)

@@ -1,0 +1,303 @@
+"""The Redis store measured end to end, next to the memory store in the same run.
+
+Run: `python -m benchmarks.bench_redis [--quick] [--json]` (also part of `make bench`).
+
+A private `redis-server` (free port, nothing persisted) and one narration server per store
+(`python -m narration.server`, with this module's handler) run as child processes; the client
+runs here and reads the job's SSE stream over a real socket. Per store:
+
+- throughput: one job emits N events as fast as it can (yielding to the loop every 256), one
+  SSE client reads them all: events/s from submit to the terminal at the client, and the
+  emitter's own rate (events appended per second, reported by the job's last event)
+  [target >= 50,000 events/s through Redis];
+- latency: one job emits at a steady rate, every event carrying its emit time `t_ns`; emit ->
+  parsed by the client, p50 / p99 / max in ms.
+
+Every stream is checked: ids 1..N in order, no gap, one `done` terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+from narration import n
+from narration.testing.redis_server import RedisServer, free_port
+
+__all__ = ["HANDLERS", "TARGET_EVENTS_PER_S", "run"]
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET_EVENTS_PER_S = 50_000
+_YIELD_EVERY = 256
+
+
+# --------------------------------------------------------------------------- server side
+
+
+async def _produce(operation: Any, job: Any) -> None:
+    """The benchmark job: prompt "fast N" or "paced N RATE" (events per second)."""
+    mode, *numbers = operation.prompt.split()
+    count = int(numbers[0])
+    started = time.perf_counter()
+    if mode == "fast":
+        for i in range(1, count + 1):
+            n("bench", "event {}", i, i=i)
+            if i % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+    else:
+        rate = float(numbers[1])
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        sent = 0
+        while sent < count:
+            due = min(count, int((loop.time() - begin) * rate) + 1)
+            while sent < due:
+                sent += 1
+                n("bench", "event {}", sent, i=sent, t_ns=time.time_ns())
+            await asyncio.sleep(0.001)
+    elapsed = time.perf_counter() - started
+    n("bench_end", "emitted {} events in {:.3f} s", count, elapsed, emit_s=elapsed)
+
+
+HANDLERS = {"infer": _produce}
+
+
+class _Server:
+    """`python -m narration.server --store URL` with this module's handler, in a child."""
+
+    def __init__(self, store: str, max_events: int) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            "NARRATION_MAX_EVENTS": str(max_events),
+            "NARRATION_RETENTION_S": "30",
+        }
+        command = [
+            sys.executable, "-m", "narration.server", "--port", str(self.port),
+            "--store", store, "--handlers", "benchmarks.bench_redis:HANDLERS",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+
+    async def wait_ready(self, http: httpx.AsyncClient, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}")
+            try:
+                if (await http.get(self.url + "/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"the server on {self.url} did not start within {timeout} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+# --------------------------------------------------------------------------- client side
+
+
+class _Stream:
+    """Reads one job's stream: checks ids, counts events, keeps latencies and the end event."""
+
+    def __init__(self, keep_latency: bool) -> None:
+        self.keep_latency = keep_latency
+        self.events = 0
+        self.last_id = 0
+        self.terminal: str | None = None
+        self.errors: list[str] = []
+        self.latencies_ns: list[int] = []
+        self.end_fields: dict[str, Any] = {}
+        self._buffer = b""
+
+    def feed(self, chunk: bytes, now_ns: int) -> None:
+        text = self._buffer + chunk
+        end = text.rfind(b"\n\n")
+        if end < 0:
+            self._buffer = text
+            return
+        complete, self._buffer = text[:end], text[end + 2 :]
+        for frame in complete.split(b"\n\n"):
+            self._frame(frame, now_ns)
+
+    def _frame(self, frame: bytes, now_ns: int) -> None:
+        if not frame.startswith(b"id: "):
+            if b"event: gap" in frame:
+                self.errors.append(f"gap after {self.last_id}: {frame!r}")
+            return
+        head, _, rest = frame.partition(b"\n")
+        event_id = int(head[4:])
+        name, _, data = rest.partition(b"\n")
+        if name != b"event: narration":
+            self.terminal = name[7:].decode()
+            return
+        if event_id != self.last_id + 1:
+            self.errors.append(f"id {event_id} after {self.last_id}")
+        self.last_id = event_id
+        self.events += 1
+        if self.keep_latency or b'"bench_end"' in data:
+            fields = msgspec.json.decode(data[6:]).get("fields", {})
+            if "t_ns" in fields:
+                self.latencies_ns.append(now_ns - fields["t_ns"])
+            if "emit_s" in fields:
+                self.end_fields = fields
+
+
+async def _run_job(
+    http: httpx.AsyncClient, server: _Server, prompt: str, keep_latency: bool
+) -> tuple[_Stream, float]:
+    """Submit, stream to the terminal; (the stream's ledger, seconds from submit to terminal)."""
+    body = {"operation": "infer", "hive_id": "bench", "model": "bench", "prompt": prompt}
+    started = time.perf_counter()
+    response = await http.post(server.url + "/v1/jobs", json=body)
+    response.raise_for_status()
+    job_id = response.json()["job_id"]
+    stream = _Stream(keep_latency)
+    url = f"{server.url}/v1/jobs/{job_id}/stream"
+    async with http.stream("GET", url, headers={"Accept": "text/event-stream"}) as sse:
+        async for chunk in sse.aiter_raw():
+            stream.feed(chunk, time.time_ns())
+            if stream.terminal is not None:
+                break
+    return stream, time.perf_counter() - started
+
+
+def _ms(values_ns: list[int], fraction: float) -> float:
+    ordered = sorted(values_ns)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1e6
+
+
+async def _measure(store: str, quick: bool) -> dict[str, Any]:
+    events = 30_000 if quick else 200_000
+    rate, seconds = (5_000, 1) if quick else (10_000, 3)
+    repeats = 1 if quick else 3
+    server = _Server(store, max_events=events + 10)
+    result: dict[str, Any] = {"events": events}
+    problems: list[str] = []
+    try:
+        timeout = httpx.Timeout(60.0, connect=5.0)
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            await server.wait_ready(http)
+            await _run_job(http, server, "fast 2000", False)  # warm-up
+            rates, emit_rates = [], []
+            for _ in range(repeats):
+                stream, elapsed = await _run_job(http, server, f"fast {events}", False)
+                problems += _check(stream, events + 1)
+                rates.append(events / elapsed)
+                emit_s = stream.end_fields.get("emit_s")
+                if emit_s:
+                    emit_rates.append(events / emit_s)
+            result["events_per_s"] = statistics.median(rates)
+            result["events_per_s_runs"] = [round(value) for value in rates]
+            if emit_rates:
+                result["emit_events_per_s"] = statistics.median(emit_rates)
+            paced = rate * seconds
+            stream, _ = await _run_job(http, server, f"paced {paced} {rate}", True)
+            problems += _check(stream, paced + 1)
+            samples = stream.latencies_ns[len(stream.latencies_ns) // 10 :]  # skip warm-up
+            result["latency"] = {
+                "rate_per_s": rate,
+                "samples": len(samples),
+                "p50_ms": _ms(samples, 0.50),
+                "p99_ms": _ms(samples, 0.99),
+                "max_ms": max(samples) / 1e6,
+            }
+    finally:
+        server.stop()
+    result["problems"] = problems
+    return result
+
+
+def _check(stream: _Stream, expected: int) -> list[str]:
+    problems = list(stream.errors)
+    if stream.terminal != "done":
+        problems.append(f"terminal {stream.terminal!r}")
+    if stream.events != expected:
+        problems.append(f"{stream.events} events, expected {expected}")
+    return problems
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Both stores, side by side: throughput and latency (see the module doc)."""
+    try:
+        redis = RedisServer.start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        return {"skipped": f"no redis-server: {exc}", "quick": quick}
+    try:
+        stores = {
+            "memory": "memory://",
+            "redis": redis.url(prefix=f"bench-{os.getpid()}:"),
+        }
+        results = {name: asyncio.run(_measure(url, quick)) for name, url in stores.items()}
+    finally:
+        redis.stop()
+    through_redis = results["redis"]["events_per_s"]
+    return {
+        "quick": quick,
+        **results,
+        "redis_vs_memory": through_redis / results["memory"]["events_per_s"],
+        "targets": {
+            "redis_events_per_s_min": TARGET_EVENTS_PER_S,
+            "redis_events_per_s_met": through_redis >= TARGET_EVENTS_PER_S,
+        },
+        "failures": {name: r["problems"] for name, r in results.items() if r["problems"]},
+    }
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The results as a plain-text table."""
+    if "skipped" in results:
+        return f"bench_redis skipped: {results['skipped']}"
+    lines = [
+        "store    events/s (emit->client)   emit rate       latency p50 / p99 / max (ms)",
+    ]
+    for name in ("memory", "redis"):
+        r = results[name]
+        lat = r["latency"]
+        lines.append(
+            f"{name:<8} {r['events_per_s']:>12,.0f}              "
+            f"{r.get('emit_events_per_s', 0):>10,.0f}      "
+            f"{lat['p50_ms']:.2f} / {lat['p99_ms']:.2f} / {lat['max_ms']:.2f}"
+            f"  (at {lat['rate_per_s']:,} ev/s)"
+        )
+    target = results["targets"]
+    lines.append(
+        f"target >= {target['redis_events_per_s_min']:,} events/s through Redis: "
+        f"{'met' if target['redis_events_per_s_met'] else 'MISSED'}"
+    )
+    if results["failures"]:
+        lines.append(f"FAILURES: {results['failures']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Command line: print the table (or JSON with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    results = run(quick=args.quick)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+
+
+if __name__ == "__main__":
+    main()
