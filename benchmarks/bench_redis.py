@@ -35,8 +35,9 @@ import msgspec
 from narration import n
 from narration.testing.redis_server import RedisServer, free_port
 
-__all__ = ["HANDLERS", "TARGET_EVENTS_PER_S", "run"]
+__all__ = ["HANDLERS", "RUN_ALL_REPEATS", "TARGET_EVENTS_PER_S", "run"]
 
+RUN_ALL_REPEATS = 1  # run() repeats the throughput run itself (3 times, 1 with quick)
 REPO = Path(__file__).resolve().parent.parent
 TARGET_EVENTS_PER_S = 50_000
 _YIELD_EVERY = 256

@@ -1,0 +1,30 @@
+"""Smoke test of `benchmarks/bench_redis.py`: a quick run reports every figure, loses nothing."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from narration.testing.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+bench_redis = importlib.import_module("benchmarks.bench_redis")
+
+
+def test_bench_redis_quick_run_reports_every_figure(redis_server: RedisServer) -> None:
+    results = bench_redis.run(quick=True)  # starts its own private redis-server
+    assert "skipped" not in results
+    assert results["failures"] == {}
+    for store in ("memory", "redis"):
+        figures = results[store]
+        assert figures["events_per_s"] > 0 and figures["emit_events_per_s"] > 0
+        latency = figures["latency"]
+        assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    assert results["targets"]["redis_events_per_s_min"] == 50_000
