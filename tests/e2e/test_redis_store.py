@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from narration import n, narration_context
 from narration.events import Level, NarrationEvent
 from narration.operations import Operation
-from narration.store import JobRecord, open_store
+from narration.store import JobRecord, ReadResult, open_store
 from narration.store.redis import OWNER_LOST, RedisEventLog, RedisOptions, RedisStore
 from narration.testing import NarrationTestHarness
 from narration.testing.redis_server import RedisServer
@@ -237,3 +237,18 @@ async def test_events_after_the_terminal_are_counted_not_streamed(redis_url: str
     frames = parse_frames(b"".join(result.frames).decode())
     assert [frame["event"] for frame in frames] == ["narration", "done"] and result.done
     await store.close()
+
+
+async def test_a_stream_of_a_job_redis_forgot_ends_instead_of_hanging(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    owner, other = store_for(redis_url), store_for(redis_url)
+    rec, _ = await running_job(owner)
+    view = await other.log(rec.job_id)
+    assert view is not None
+    assert await view.read(0, 0.1) == ReadResult([], 0, False)  # running, nothing yet
+    await raw.delete(owner._key("job:", rec.job_id))  # e.g. Redis restarted without persistence
+    assert await view.read(0, 0.1) == ReadResult([], 0, True)
+    assert await other.log(rec.job_id) is None
+    for store in (owner, other):
+        await store.close()

@@ -676,7 +676,18 @@ class RedisStore(Store):
             if reply:
                 return self._frames(log, after, reply[0][1])
             if deadline - loop.time() <= 0:
+                if remaining > 0 and not await self._exists(log._job_key):
+                    # Forgotten by Redis (flushed, restarted without persistence): end the
+                    # stream instead of waiting forever; a resume then answers 404.
+                    return ReadResult([], after, True)
                 return ReadResult([], after, False)
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            return bool(await self._command("EXISTS", key))
+        except _UNREACHABLE as exc:
+            self._note_failure(exc)
+            return True
 
     def _frames(self, log: RedisEventLog, after: int, entries: list[Any]) -> ReadResult:
         """SSE frames of stream entries read after `after` (a `gap` where ids jump)."""
