@@ -8,9 +8,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from ..events import NarrationEvent
+
 T = TypeVar("T")
 
-__all__ = ["BackgroundWriter"]
+__all__ = ["BackgroundWriter", "QueuedSink"]
 
 
 class _FlushMarker:
@@ -126,3 +128,35 @@ class BackgroundWriter(Generic[T]):
             self._write(batch)
         except Exception:  # a closed stream must not kill the writer thread; count the loss
             self.failed += len(batch)
+
+
+class QueuedSink:
+    """A sink whose writing happens on its own background thread (console, JSONL, logging).
+
+    Subclasses implement `_write(batch)` and may override `_report_drop(count)`; calling the
+    sink only queues the event.
+    """
+
+    thread_name = "narration-sink"
+
+    def __init__(self) -> None:
+        self._writer: BackgroundWriter[NarrationEvent] = BackgroundWriter(
+            self._write, name=self.thread_name, on_drop=self._report_drop
+        )
+
+    def __call__(self, event: NarrationEvent) -> None:
+        self._writer.put(event)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every event queued so far is written; False if `timeout` passed first."""
+        return self._writer.flush(timeout)
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer thread."""
+        self._writer.close()
+
+    def _write(self, batch: list[NarrationEvent]) -> None:
+        raise NotImplementedError
+
+    def _report_drop(self, count: int) -> None:
+        """Tell the reader of this output that `count` events could not be queued."""

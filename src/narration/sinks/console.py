@@ -7,7 +7,7 @@ import time
 from typing import TextIO
 
 from ..events import Level, Mode, NarrationEvent
-from ._writer import BackgroundWriter
+from ._writer import QueuedSink
 
 __all__ = ["ConsoleSink", "format_line"]
 
@@ -46,8 +46,10 @@ def format_line(event: NarrationEvent, mode: Mode = Mode.HUMAN, color: bool = Fa
     )
 
 
-class ConsoleSink:
+class ConsoleSink(QueuedSink):
     """Prints events to `stream` (stderr by default); colors only when it is a TTY."""
+
+    thread_name = "narration-console"
 
     def __init__(
         self, stream: TextIO | None = None, mode: Mode = Mode.HUMAN, color: bool | None = None
@@ -55,20 +57,7 @@ class ConsoleSink:
         self.stream = stream if stream is not None else sys.stderr
         self.mode = mode
         self.color = self.stream.isatty() if color is None else color
-        self._writer: BackgroundWriter[NarrationEvent] = BackgroundWriter(
-            self._write, name="narration-console", on_drop=self._report_drop
-        )
-
-    def __call__(self, event: NarrationEvent) -> None:
-        self._writer.put(event)
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued event is printed."""
-        return self._writer.flush(timeout)
-
-    def close(self) -> None:
-        """Print what is queued and stop the writer thread."""
-        self._writer.close()
+        super().__init__()
 
     def _write(self, batch: list[NarrationEvent]) -> None:
         text = "\n".join(format_line(event, self.mode, self.color) for event in batch)

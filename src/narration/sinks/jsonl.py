@@ -7,30 +7,19 @@ import time
 from typing import BinaryIO
 
 from ..events import Level, NarrationEvent, encode_event
-from ._writer import BackgroundWriter
+from ._writer import QueuedSink
 
 __all__ = ["JsonlSink"]
 
 
-class JsonlSink:
+class JsonlSink(QueuedSink):
     """Writes each event as one JSON line to a binary stream (stdout by default)."""
+
+    thread_name = "narration-jsonl"
 
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self.stream: BinaryIO = stream if stream is not None else sys.stdout.buffer
-        self._writer: BackgroundWriter[NarrationEvent] = BackgroundWriter(
-            self._write, name="narration-jsonl", on_drop=self._report_drop
-        )
-
-    def __call__(self, event: NarrationEvent) -> None:
-        self._writer.put(event)
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued event is written."""
-        return self._writer.flush(timeout)
-
-    def close(self) -> None:
-        """Write what is queued and stop the writer thread."""
-        self._writer.close()
+        super().__init__()
 
     def _write(self, batch: list[NarrationEvent]) -> None:
         self.stream.write(b"".join(encode_event(event) + b"\n" for event in batch))

@@ -9,7 +9,7 @@ from ..context import current_context
 from ..dispatch import dispatcher
 from ..events import LEVEL_RANK, Level, NarrationEvent
 from ..sanitize import clean_action, clean_text
-from ._writer import BackgroundWriter
+from ._writer import QueuedSink
 
 __all__ = ["LoggingSink", "NarrationHandler"]
 
@@ -81,28 +81,17 @@ class NarrationHandler(logging.Handler):
             self.handleError(record)
 
 
-class LoggingSink:
+class LoggingSink(QueuedSink):
     """Sends events to `logging.getLogger("narration.<actor>")`, ids and fields in `extra`.
 
     Handlers may do I/O, so records are made on a background thread, never on the emit path.
     """
 
+    thread_name = "narration-logging"
+
     def __init__(self, prefix: str = "narration") -> None:
         self.prefix = prefix
-        self._writer: BackgroundWriter[NarrationEvent] = BackgroundWriter(
-            self._write, name="narration-logging"
-        )
-
-    def __call__(self, event: NarrationEvent) -> None:
-        self._writer.put(event)
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued event has been logged."""
-        return self._writer.flush(timeout)
-
-    def close(self) -> None:
-        """Log what is queued and stop the writer thread."""
-        self._writer.close()
+        super().__init__()
 
     def _write(self, batch: list[NarrationEvent]) -> None:
         for event in batch:
@@ -119,3 +108,8 @@ class LoggingSink:
                 "narration_fields": dict(event.fields or {}),
             }
             logger.log(levelno, "%s", event.human, extra=extra)
+
+    def _report_drop(self, count: int) -> None:
+        logging.getLogger(self.prefix).warning(
+            "narration: logging fell behind, %d events not logged", count
+        )
