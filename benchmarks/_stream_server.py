@@ -13,7 +13,7 @@ handler would:
   answers with the producer's timings. Modes: as fast as possible (yielding to the loop every
   `batch` events), paced (`rate` events/s in total, each event carrying `t_ns`, the
   emit-time `time.time_ns()`), and `block` (time every `block` emits: the flat-cost check).
-- `GET /bench/stats` -> RSS, open streams, jobs, open-file limit.
+- `GET /bench/stats` -> CPU seconds, RSS, open streams, jobs, open-file limit.
 - `POST /bench/tracemalloc`: start tracing (a baseline); `?top=N`: the N biggest growths since.
 - `POST /bench/exit`: a graceful stop (so that `--profile` gets written).
 """
@@ -246,6 +246,7 @@ def add_control_routes(app: FastAPI, producer: Producer, nofile: int) -> None:
         if collect:
             gc.collect()
         return {
+            "cpu_s": time.process_time(),
             "rss": rss_bytes(),
             "open_streams": producer.open_streams(),
             "jobs": producer.jobs(),

@@ -345,7 +345,9 @@ async def _latency(server: ServerProcess, size: Sizes) -> tuple[dict[str, float]
     since = time.time_ns() + int((0.05 + size.latency_warmup) * 1e9)
     for stream in streams:
         stream.since_ns = since
+    cpu = (await server.stats())["cpu_s"]
     answer = await server.produce(jobs, per_job, streams=count, rate=size.latency_rate)
+    cpu = (await server.stats())["cpu_s"] - cpu
     await wait_all(streams, timeout=120)
     problems = _problems(f"{server.impl} latency", streams, per_job)
     samples.sort()
@@ -362,6 +364,7 @@ async def _latency(server: ServerProcess, size: Sizes) -> tuple[dict[str, float]
         "max_ms": ms[-1],
         "samples": len(ms),
         "achieved_rate": achieved,
+        "server_cpu_us_per_event": cpu / (per_job * count) * 1e6,
     }, problems
 
 
@@ -714,6 +717,7 @@ async def _stream_scenarios(size: Sizes) -> tuple[dict[str, Any], list[str]]:
         "theirs_lean": stat(runs["theirs_lean"], "ev/s", 0),
         "ours_over_theirs_lean": ratio("ours_lean", "theirs_lean"),
         "ours_us_per_event": stat([1e6 / v for v in runs["ours_lean"] if v == v], "µs", 3),
+        "theirs_us_per_event": stat([1e6 / v for v in runs["theirs_lean"] if v == v], "µs", 3),
         "ours_jobclient": stat(runs["ours_jobclient"], "ev/s", 0),
         "theirs_jobclient": stat(runs["theirs_jobclient"], "ev/s", 0),
         "ours_over_theirs_jobclient": ratio("ours_jobclient", "theirs_jobclient"),
@@ -732,6 +736,9 @@ async def _stream_scenarios(size: Sizes) -> tuple[dict[str, Any], list[str]]:
         latency_out[impl]["samples"] = sum(int(r["samples"]) for r in latency[impl])
         latency_out[impl]["achieved_rate"] = stat(
             [r["achieved_rate"] for r in latency[impl]], "ev/s", 0
+        )
+        latency_out[impl]["server_cpu_us_per_event"] = stat(
+            [r["server_cpu_us_per_event"] for r in latency[impl]], "µs", 1
         )
     for key in ("p50_ms", "p99_ms"):
         o, t = latency_out["ours"][key]["median"], latency_out["theirs"][key]["median"]

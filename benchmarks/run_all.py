@@ -332,6 +332,9 @@ def _stream_peer_table(stream: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|",
         f"| one stream, {t['events']:,} events, lean client (ev/s) | {_fmt(t['ours_lean'])} | "
         f"{_fmt(t['theirs_lean'])} | {_fmt(t['ours_over_theirs_lean'], 2, 'x')} | >= 3x |",
+        f"| one stream: server µs per event (lower is better) | "
+        f"{_fmt(t['ours_us_per_event'], 2)} | {_fmt(t.get('theirs_us_per_event'), 2)} | "
+        f"{ratio(t['ours_us_per_event'], t.get('theirs_us_per_event'))} | — |",
         f"| one stream, `JobClient` (httpx-sse) as the client (ev/s) | "
         f"{_fmt(t['ours_jobclient'])} | {_fmt(t['theirs_jobclient'])} | "
         f"{_fmt(t['ours_over_theirs_jobclient'], 2, 'x')} | — |",
