@@ -345,6 +345,10 @@ def _stream_peer_table(stream: dict[str, Any]) -> list[str]:
         f"{ratio(o['p99_ms'], th['p99_ms'])} | <= 1 ms |",
         f"| latency p99.9 (ms) | {_fmt(o['p999_ms'], 3)} | {_fmt(th['p999_ms'], 3)} | "
         f"{ratio(o['p999_ms'], th['p999_ms'])} | — |",
+        f"| server CPU per event in the latency run (µs, lower is better) | "
+        f"{_fmt(o.get('server_cpu_us_per_event'), 1)} | "
+        f"{_fmt(th.get('server_cpu_us_per_event'), 1)} | "
+        f"{ratio(o.get('server_cpu_us_per_event'), th.get('server_cpu_us_per_event'))} | — |",
         f"| fan-out: 1 job -> {fan['subscribers']} subscribers, {fan['events']:,} events "
         f"(deliveries/s) | {_fmt(fan['ours'])} | {_fmt(fan['theirs'])} | "
         f"{_fmt(fan['ours_over_theirs'], 2, 'x')} | >= 3x |",
