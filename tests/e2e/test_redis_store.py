@@ -252,3 +252,23 @@ async def test_a_stream_of_a_job_redis_forgot_ends_instead_of_hanging(
     assert await other.log(rec.job_id) is None
     for store in (owner, other):
         await store.close()
+
+
+async def test_cancel_on_a_replica_that_does_not_run_the_job(redis_url: str) -> None:
+    async with (
+        NarrationTestHarness(store=redis_url) as a,
+        NarrationTestHarness(store=redis_url) as b,
+    ):
+        job_id = await a.submit_job(Operation.hive_list())
+        reader = asyncio.create_task(read_stream(b.http, job_id))
+        emit(a, job_id, 3)
+        response = await b.http.delete(f"/v1/jobs/{job_id}")  # B asks A, A cancels it
+        assert response.status_code == 200
+        assert response.json() == {"job_id": job_id, "state": "cancelled"}
+        status, frames = await reader
+        assert status == 200
+        assert [frame["event"] for frame in frames] == ["narration"] * 3 + ["cancelled"]
+        assert job_id not in a.state.jobs.live
+        assert (await b.http.delete(f"/v1/jobs/{job_id}")).status_code == 409
+        unknown = "job-00000000-0000-4000-8000-00000000dead"
+        assert (await b.http.delete(f"/v1/jobs/{unknown}")).status_code == 404

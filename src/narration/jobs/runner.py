@@ -4,6 +4,7 @@ with exactly one terminal event, appended only after its final state is committe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class JobManager:
         self.actor = actor
         self.accepting = True
         self.live: dict[str, Job] = {}
+        store.on_cancel_request(self._cancel_requested)
 
     @property
     def running(self) -> int:
@@ -205,6 +207,8 @@ class JobManager:
         """Cancel a running job: its handler task is cancelled and the stream ends `cancelled`."""
         job = self.live.get(job_id)
         if job is None:
+            if await self.store.request_cancel(job_id):  # it runs on another replica
+                return await self._await_end(job_id)
             raise await self._final_or_unknown(job_id)
         job.cancel_requested = True
         if job.task is not None and not job.task.done():
@@ -216,6 +220,23 @@ class JobManager:
         else:
             await self.finish(job, JobState.CANCELLED, "cancelled")
         return job.record
+
+    async def _await_end(self, job_id: str, timeout: float = 15.0) -> JobRecord:
+        """The record of a job another replica was asked to end, once final (or at `timeout`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            record = await self.store.get(job_id)
+            if record is None:
+                raise UnknownJob(job_id)
+            if record.state in FINAL_STATES or loop.time() >= deadline:
+                return record
+            await asyncio.sleep(0.02)
+
+    async def _cancel_requested(self, job_id: str) -> None:
+        """Another replica asked for `job_id` to be cancelled (it runs here)."""
+        with contextlib.suppress(UnknownJob, JobFinished):
+            await self.cancel(job_id)
 
     async def shutdown(self, grace_s: float = 5.0) -> None:
         """Stop accepting jobs; cancel what still runs after `grace_s` so every stream ends."""

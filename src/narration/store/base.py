@@ -7,6 +7,7 @@ only ever calls `EventLog.append`, which must never block or raise.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +131,17 @@ class Store(ABC):
     @abstractmethod
     async def expire(self, job_id: str, after_s: float) -> None:
         """Forget the job and its log `after_s` seconds from now (retention)."""
+
+    async def request_cancel(self, job_id: str) -> bool:
+        """Ask the replica running `job_id` to cancel it; False when no other replica can.
+
+        Only stores shared by several replicas (Redis) can; the replica's own jobs are
+        cancelled by the runner directly.
+        """
+        return False
+
+    def on_cancel_request(self, cancel: Callable[[str], Awaitable[Any]]) -> None:  # noqa: B027
+        """Register what to call when another replica asks this one to cancel a job."""
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Start background work (writers, lease timers) in the server's event loop."""

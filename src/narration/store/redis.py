@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from hashlib import sha1
 from typing import Any, ClassVar
@@ -203,6 +203,17 @@ return reaped
 """
 )
 
+# KEYS: job. ARGV: key prefix, job id. Asks the owner of a running job to cancel it, through
+# its inbox list; returns 1 if asked, 0 if the job is unknown, finished or has no owner.
+_REQUEST_CANCEL = """
+local meta = redis.call('HMGET', KEYS[1], 'state', 'owner', 't')
+if meta[3] or not meta[2] or (meta[1] ~= 'queued' and meta[1] ~= 'running') then return 0 end
+local inbox = ARGV[1] .. 'cancel:' .. meta[2]
+redis.call('RPUSH', inbox, ARGV[2])
+redis.call('PEXPIRE', inbox, 60000)
+return 1
+"""
+
 # KEYS: jobs index. ARGV: key prefix, how many of the oldest to check.
 _PRUNE = """
 local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
@@ -237,6 +248,7 @@ _SCRIPTS = {
         "renew": _RENEW,
         "reap": _REAP,
         "prune": _PRUNE,
+        "request_cancel": _REQUEST_CANCEL,
     }.items()
 }
 
@@ -460,6 +472,8 @@ class RedisStore(Store):
         self._tasks: list[asyncio.Task[None]] = []
         self._owned: dict[str, RedisEventLog] = {}
         self._leased: set[str] = set()
+        self._on_cancel: Callable[[str], Awaitable[Any]] | None = None
+        self._cancelling: set[asyncio.Task[Any]] = set()
         self.reaped = 0
         self._down_since: float | None = None
         self._last_error: str | None = None
@@ -477,6 +491,7 @@ class RedisStore(Store):
         self._wake = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._writer(), name="narration-redis-writer"))
         self._tasks.append(asyncio.create_task(self._maintain(), name="narration-redis-leases"))
+        self._tasks.append(asyncio.create_task(self._inbox(), name="narration-redis-cancels"))
 
     async def _command(self, *args: Any) -> Any:
         """One Redis command, its reply as Redis sent it (bytes, lists, ints)."""
@@ -871,6 +886,32 @@ class RedisStore(Store):
         except _UNREACHABLE as exc:  # start anyway: buffered, reported in /health, retried
             self._note_failure(exc)
 
+    async def request_cancel(self, job_id: str) -> bool:
+        """Ask the replica running `job_id` to cancel it (through its inbox list in Redis)."""
+        self._start()
+        args = [self._prefix, job_id]
+        return bool(await self._eval("request_cancel", [self._key("job:", job_id)], args))
+
+    def on_cancel_request(self, cancel: Callable[[str], Awaitable[Any]]) -> None:
+        self._on_cancel = cancel
+
+    async def _inbox(self) -> None:
+        """Wait for cancel requests for this replica's jobs (BLPOP on its inbox) and act."""
+        inbox = f"{self._prefix}cancel:{self.replica}"
+        while not self._closed:
+            try:
+                reply = await self._command("BLPOP", inbox, int(_BLOCK_CHUNK_S))
+            except _UNREACHABLE as exc:
+                self._note_failure(exc)
+                await asyncio.sleep(0.5)
+                continue
+            if not reply or self._on_cancel is None:
+                continue
+            job_id = reply[1].decode()
+            task = asyncio.ensure_future(self._on_cancel(job_id))
+            self._cancelling.add(task)
+            task.add_done_callback(self._cancelling.discard)
+
     async def close(self) -> None:
         """Write what is queued (for up to 5 s), stop the background tasks, disconnect."""
         if self._loop is not None:
@@ -883,9 +924,15 @@ class RedisStore(Store):
         self._closed = True
         with self._lock:
             self._drop_all()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = {*self._tasks, *self._cancelling}
+        for _ in range(100):
+            if not pending:
+                break
+            # Cancel again until done: on Python 3.11, asyncio.wait_for (used by redis-py to
+            # send) can swallow a cancellation that lands as the send completes.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.1)
         self._tasks.clear()
         await self._client.aclose()
 
