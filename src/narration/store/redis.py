@@ -74,6 +74,7 @@ _LEASE_SPAN = 0.70  # a renewal is valid this fraction of lease_ttl_s
 _RENEW_EVERY = 0.20  # renew leases every this fraction of lease_ttl_s
 _REAP_EVERY = 0.08  # look for expired leases every this fraction of lease_ttl_s (+-20 %)
 _PRUNE_EVERY_S = 30.0  # drop expired jobs from the listing index
+_READER_GRACE_S = 5.0  # a finished job's stream outlives its record by at least this
 _HEAD = struct.Struct(">II")  # an event in an append blob: id, JSON length
 
 
@@ -379,7 +380,7 @@ class RedisEventLog(EventLog):
     def append(self, event: NarrationEvent) -> None:
         store = self._store
         with store._lock:
-            if self._sealed:
+            if self._sealed or store._closed:
                 self.late += 1
                 return
             self._last_id += 1
@@ -688,6 +689,8 @@ class RedisStore(Store):
                     return ReadResult([], after, False)
                 await asyncio.sleep(min(remaining, 0.5))
                 continue
+            if self._down_since is not None:
+                self._note_ok()
             if reply:
                 return self._frames(log, after, reply[0][1])
             if deadline - loop.time() <= 0:
@@ -864,13 +867,12 @@ class RedisStore(Store):
     async def expire(self, job_id: str, after_s: float) -> None:
         self._owned.pop(job_id, None)
         job_key, log_key = self._key("job:", job_id), self._key("log:", job_id)
+        ms = max(1, int(after_s * 1000))
         pipe = self._client.pipeline(transaction=True)
-        if after_s > 0:
-            ms = max(1, int(after_s * 1000))
-            pipe.pexpire(job_key, ms)
-            pipe.pexpire(log_key, ms)
-        else:
-            pipe.delete(job_key, log_key)
+        pipe.pexpire(job_key, ms)  # then GET answers 404
+        # Readers still streaming get a little longer to read the terminal.
+        pipe.pexpire(log_key, max(ms, int(_READER_GRACE_S * 1000)))
+        if after_s <= 0:
             pipe.zrem(self._jobs_key, job_id)
         try:
             await pipe.execute()
@@ -917,7 +919,11 @@ class RedisStore(Store):
         if self._loop is not None:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 5.0
-            while self._pending and loop.time() < deadline and self._down_since is None:
+            while (
+                (self._pending or not self._idle)
+                and loop.time() < deadline
+                and self._down_since is None
+            ):
                 if self._progress is None:
                     self._progress = loop.create_future()
                 await asyncio.wait((self._progress,), timeout=0.25)
@@ -970,9 +976,12 @@ class RedisStore(Store):
                     await self.renew_leases()
                 if self.options.reaper:
                     await self.reap_orphans()
+                else:
+                    await self._command("PING")
                 if now >= next_prune:
                     next_prune = now + _PRUNE_EVERY_S
                     await self._eval("prune", [self._jobs_key], [self._prefix, 200])
+                self._note_ok()
             except _UNREACHABLE as exc:
                 self._note_failure(exc)
             except Exception:
