@@ -37,7 +37,11 @@ def load_handlers(spec: str) -> Mapping[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m narration.server", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m narration.server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default=os.environ.get("NARRATION_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("NARRATION_PORT", "7833")))
     parser.add_argument("--store", default=None, help="memory:// (default) or redis://host:port/db")
