@@ -278,11 +278,11 @@ def format_table(results: dict[str, Any]) -> str:
             f"{name:<8} {r['events_per_s']:>12,.0f}              "
             f"{r.get('emit_events_per_s', 0):>10,.0f}      "
             f"{lat['p50_ms']:.2f} / {lat['p99_ms']:.2f} / {lat['max_ms']:.2f}"
-            f"  (at {lat['rate_per_s']:,} ev/s)"
+            f"  (at {lat['rate_per_s']:,.0f} ev/s)"
         )
     target = results["targets"]
     lines.append(
-        f"target >= {target['redis_events_per_s_min']:,} events/s through Redis: "
+        f"target >= {target['redis_events_per_s_min']:,.0f} events/s through Redis: "
         f"{'met' if target['redis_events_per_s_met'] else 'MISSED'}"
     )
     if results["failures"]:
