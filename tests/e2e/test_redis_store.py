@@ -93,6 +93,10 @@ async def test_outage_buffers_then_drops_with_an_exact_gap(redis_server: RedisSe
         health = await wait_health(harness, lambda redis: not redis["connected"])
         assert health["backlog"] == 50 and health["dropped"] == 150
         assert health["error"]
+        refused = await harness.http.post("/v1/jobs", json={"operation": "hive_list"})
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "store_unavailable"
+        assert refused.headers["retry-after"] == "1"
 
         proxy.restore()
         await wait_health(harness, lambda redis: redis["connected"] and redis["backlog"] == 0)

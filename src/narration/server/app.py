@@ -19,8 +19,8 @@ from ..jobs import Handler, Job, JobFinished, JobManager, JobState, NotAccepting
 from ..jobs import UnknownJob as UnknownJobError
 from ..operations import Operation, OperationError
 from ..propagation.http import NarrationMiddleware
-from ..store import LogLimits, Store, open_store
-from .errors import ApiError, install_error_handlers
+from ..store import LogLimits, Store, StoreUnavailable, open_store
+from .errors import ApiError, error_response, install_error_handlers
 from .settings import ServerSettings
 from .sse import EventStreamResponse, StreamRegistry, parse_cursor
 
@@ -91,6 +91,11 @@ def create_app(
     app.state.narration = state
     app.add_middleware(NarrationMiddleware)
     install_error_handlers(app)
+
+    async def store_unavailable(_: Request, exc: Exception) -> Response:
+        return error_response(503, "store_unavailable", str(exc), {"Retry-After": "1"})
+
+    app.add_exception_handler(StoreUnavailable, store_unavailable)
     _add_routes(app, state)
     return app
 

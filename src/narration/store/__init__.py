@@ -1,6 +1,6 @@
 """Storage backends for job records and event logs: memory (default) and Redis Streams."""
 
-from .base import EventLog, JobRecord, LogLimits, ReadResult, Store
+from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailable
 from .memory import MemoryEventLog, MemoryStore
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "MemoryStore",
     "ReadResult",
     "Store",
+    "StoreUnavailable",
     "open_store",
 ]
 

@@ -13,7 +13,11 @@ from typing import Any
 
 from ..events import NarrationEvent
 
-__all__ = ["EventLog", "JobRecord", "LogLimits", "ReadResult", "Store"]
+__all__ = ["EventLog", "JobRecord", "LogLimits", "ReadResult", "Store", "StoreUnavailable"]
+
+
+class StoreUnavailable(RuntimeError):
+    """The backend cannot be reached right now (answered 503: try again shortly)."""
 
 
 @dataclass(frozen=True, slots=True)

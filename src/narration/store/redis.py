@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -40,10 +41,10 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, replace
 from hashlib import sha1
-from typing import Any, ClassVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -56,7 +57,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..events import NarrationEvent, encode_event
 from ..wire import TERMINAL_EVENTS, event_frame_from_json, gap_frame, terminal_data
-from .base import EventLog, JobRecord, LogLimits, ReadResult, Store
+from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailable
 
 __all__ = ["RedisEventLog", "RedisOptions", "RedisStore"]
 
@@ -64,6 +65,25 @@ logger = logging.getLogger("narration.store.redis")
 
 OWNER_LOST = "owner lost"
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+def _unavailable_when_unreachable(
+    method: Callable[_P, Coroutine[Any, Any, _T]],
+) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """Turn "Redis cannot be reached" into `StoreUnavailable` (a 503) for the API's calls."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await method(*args, **kwargs)
+        except _UNREACHABLE as exc:
+            raise StoreUnavailable(f"the Redis store is unreachable: {exc}") from exc
+
+    return wrapper
+
+
 _FINAL = frozenset({"completed", "failed", "cancelled"})
 _READ_BATCH = 2048  # entries per XREAD
 _WRITE_BATCH = 8192  # queued events per pipelined write
@@ -733,6 +753,7 @@ class RedisStore(Store):
 
     # ---------------------------------------------------------------- Store
 
+    @_unavailable_when_unreachable
     async def create(self, record: JobRecord) -> EventLog:
         self._start()
         record.owner = self.replica
@@ -748,11 +769,13 @@ class RedisStore(Store):
         self._leased.add(record.job_id)
         return log
 
+    @_unavailable_when_unreachable
     async def get(self, job_id: str) -> JobRecord | None:
         self._start()
         raw = await self._client.hgetall(self._key("job:", job_id))
         return _record_from(job_id, raw) if raw else None
 
+    @_unavailable_when_unreachable
     async def log(self, job_id: str) -> EventLog | None:
         self._start()
         owned = self._owned.get(job_id)
@@ -771,6 +794,7 @@ class RedisStore(Store):
             terminal_id=int(terminal) if terminal is not None else None,
         )
 
+    @_unavailable_when_unreachable
     async def list(self, state: str | None, limit: int) -> list[JobRecord]:
         self._start()
         result: list[JobRecord] = []
@@ -798,6 +822,7 @@ class RedisStore(Store):
             await self._client.zrem(self._jobs_key, *stale)
         return result
 
+    @_unavailable_when_unreachable
     async def start(self, record: JobRecord) -> None:
         self._start()
         fields: list[Any] = ["state", record.state]
