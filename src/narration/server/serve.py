@@ -67,5 +67,5 @@ def make_server(
 
 
 def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 7833, **config: Any) -> None:
-    """Serve `app` until SIGINT/SIGTERM."""
-    asyncio.run(make_server(app, host, port, **config).serve())
+    """Serve `app` until SIGINT/SIGTERM, on uvloop when it is installed (uvicorn's choice)."""
+    make_server(app, host, port, **config).run()
