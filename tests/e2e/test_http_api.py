@@ -232,3 +232,39 @@ async def test_graceful_shutdown_ends_open_streams_with_a_terminal() -> None:
     response = await harness.http.post("/v1/jobs", json={"operation": "hive_list"})
     assert _error(response) == (503, "unavailable")
     await harness.stop()
+
+
+async def test_stream_responses_echo_the_correlation_id(
+    narration_harness: NarrationTestHarness,
+) -> None:
+    job_id = await narration_harness.submit_job(Operation.hive_list())
+    await narration_harness.complete_job(job_id)
+    http = narration_harness.http
+    sent = {"X-Correlation-Id": "stream-corr-1"}
+    full = await http.get(f"/v1/jobs/{job_id}/stream", headers=sent)
+    assert full.status_code == 200 and full.headers["x-correlation-id"] == "stream-corr-1"
+    past = await http.get(f"/v1/jobs/{job_id}/stream?after=1", headers=sent)
+    assert past.status_code == 204 and past.headers["x-correlation-id"] == "stream-corr-1"
+    missing = await http.get(f"/v1/jobs/{UNKNOWN}/stream", headers={"X-Correlation-Id": "bad id"})
+    assert _error(missing) == (404, "unknown_job")
+    generated = missing.headers["x-correlation-id"]
+    assert generated and generated != "bad id"
+
+
+async def test_stream_path_rejects_other_methods(narration_harness: NarrationTestHarness) -> None:
+    job_id = await narration_harness.submit_job(Operation.hive_list())
+    response = await narration_harness.http.post(f"/v1/jobs/{job_id}/stream")
+    assert _error(response) == (405, "method_not_allowed")
+    assert response.headers["allow"] == "GET"
+
+
+async def test_stream_query_keeps_the_last_after_and_ignores_other_keys(
+    narration_harness: NarrationTestHarness,
+) -> None:
+    job_id = await narration_harness.submit_job(Operation.hive_list())
+    with narration_context(narration_harness.job_context(job_id)):
+        for i in range(3):
+            n("tick", "tick {}", i)
+    await narration_harness.complete_job(job_id)
+    response = await narration_harness.http.get(f"/v1/jobs/{job_id}/stream?x=1&after=0&after=2")
+    assert response.text.count("event: narration") == 1 and "id: 3\n" in response.text

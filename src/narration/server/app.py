@@ -22,7 +22,8 @@ from ..propagation.http import NarrationMiddleware
 from ..store import LogLimits, Store, StoreUnavailable, open_store
 from .errors import ApiError, error_response, install_error_handlers
 from .settings import ServerSettings
-from .sse import EventStreamResponse, StreamRegistry, parse_cursor
+from .sse import StreamRegistry
+from .stream_route import StreamRoute
 
 __all__ = ["ServerState", "create_app"]
 
@@ -90,6 +91,7 @@ def create_app(
     app = FastAPI(title="narration", version=__version__, lifespan=lifespan)
     app.state.narration = state
     app.add_middleware(NarrationMiddleware)
+    app.add_middleware(StreamRoute, state=state)  # outermost: streams skip per-request layers
     install_error_handlers(app)
 
     async def store_unavailable(_: Request, exc: Exception) -> Response:
@@ -158,20 +160,6 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
             raise _unknown(job_id)
         log = await store.log(job_id)
         return JSONResponse(record.summary(log.count() if log else 0))
-
-    @app.get("/v1/jobs/{job_id}/stream")
-    async def stream_job(request: Request, job_id: str, after: str | None = None) -> Any:
-        log = await store.log(_checked_id(job_id))
-        if log is None:
-            raise _unknown(job_id)
-        try:
-            cursor = parse_cursor(request.headers.get("last-event-id"), after)
-        except ValueError as exc:
-            raise ApiError(400, "invalid_cursor", str(exc)) from None
-        terminal = log.terminal_id()
-        if terminal is not None and cursor >= terminal:
-            return Response(status_code=204)
-        return EventStreamResponse(log, cursor, state.streams, settings.keepalive_s)
 
     @app.delete("/v1/jobs/{job_id}")
     async def cancel_job(job_id: str) -> Response:

@@ -1,0 +1,92 @@
+"""`GET /v1/jobs/{job_id}/stream`, answered ahead of FastAPI's per-request machinery.
+
+A stream lives as long as its job, so every wrapper a request passes through (routing,
+exception-handler `send` wrappers, exit stacks) is paid per event and held per idle stream.
+This small ASGI layer answers stream requests itself, with the same errors as the rest of the
+API; every other request goes on to the app.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..ids import is_job_id, new_correlation_id, valid_correlation_id
+from ..store.base import StoreUnavailable
+from .errors import ApiError, error_response
+from .sse import EventStreamResponse, parse_cursor
+
+if TYPE_CHECKING:
+    from .app import ServerState
+
+__all__ = ["StreamRoute"]
+
+_PREFIX, _SUFFIX = "/v1/jobs/", "/stream"
+
+
+class StreamRoute:
+    """ASGI middleware serving job streams; `app.add_middleware(StreamRoute, state=state)`."""
+
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        job_id = path[len(_PREFIX) : -len(_SUFFIX)]
+        if (
+            scope["type"] != "http"
+            or not path.startswith(_PREFIX)
+            or not path.endswith(_SUFFIX)
+            or not job_id
+            or "/" in job_id
+        ):
+            await self.app(scope, receive, send)
+            return
+        last_event_id: str | None = None
+        correlation: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"last-event-id":
+                last_event_id = value.decode("latin-1")
+            elif name == b"x-correlation-id":
+                correlation = value.decode("latin-1")
+        correlation = valid_correlation_id(correlation) or new_correlation_id()
+        echo = {"X-Correlation-Id": correlation}
+        try:
+            response = await self._open(scope, job_id, last_event_id, echo)
+        except ApiError as exc:
+            response = error_response(
+                exc.status, exc.code, exc.message, {**echo, **(exc.headers or {})}
+            )
+        except StoreUnavailable as exc:
+            response = error_response(
+                503, "store_unavailable", str(exc), {**echo, "Retry-After": "1"}
+            )
+        await response(scope, receive, send)
+
+    async def _open(
+        self, scope: Scope, job_id: str, last_event_id: str | None, echo: dict[str, str]
+    ) -> Response:
+        """The stream's response: 200 SSE, 204 past the terminal; ApiError otherwise."""
+        if scope["method"] != "GET":
+            raise ApiError(
+                405, "method_not_allowed", "a job stream is read with GET", {"Allow": "GET"}
+            )
+        if not is_job_id(job_id):
+            raise ApiError(404, "unknown_job", f"{job_id[:80]!r} is not a job id (job-<uuid4>)")
+        log = await self.state.store.log(job_id)
+        if log is None:
+            raise ApiError(404, "unknown_job", f"no job {job_id} here (unknown, or expired)")
+        after = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("after", [None])[-1]
+        try:
+            cursor = parse_cursor(last_event_id, after)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_cursor", str(exc)) from None
+        terminal = log.terminal_id()
+        if terminal is not None and cursor >= terminal:
+            return Response(status_code=204, headers=echo)
+        extra = [(key.lower().encode(), value.encode()) for key, value in echo.items()]
+        settings = self.state.settings
+        return EventStreamResponse(log, cursor, self.state.streams, settings.keepalive_s, extra)
