@@ -16,7 +16,7 @@ async def test_100_jobs_x_10_events_all_streams_open(
     streams = [narration_harness.get_sse_stream(job_id) for job_id in job_ids]
     # Open every stream before emitting: each must see its first event live.
     for stream in streams:
-        stream._open()
+        stream.open()
     firsts = []
     for job_id in job_ids:
         with narration_context(narration_harness.job_context(job_id)):

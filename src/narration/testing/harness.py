@@ -34,7 +34,8 @@ class HarnessStream:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
 
-    def _open(self) -> None:
+    def open(self) -> None:
+        """Connect now (otherwise the first `next_event` does); idempotent."""
         if self._pump is None:
             self._pump = asyncio.create_task(self._read(), name=f"harness-stream-{self.job_id}")
 
@@ -49,7 +50,7 @@ class HarnessStream:
 
     async def next_event(self, timeout: float = 5.0) -> NarrationEvent | None:
         """The next event; None once the terminal arrived; TimeoutError after `timeout` s."""
-        self._open()
+        self.open()
         while True:
             if self.terminal is not None:
                 return None
