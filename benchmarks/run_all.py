@@ -296,7 +296,7 @@ def _baseline_table(emit: Any, stream: Any) -> list[str]:
             f"{mem['idle_job_bytes_rss']:,.0f} B (RSS) | {_verdict(v['idle_job_bytes']['met'])} |",
             f"| memory per retained event | — | <= 300 B | "
             f"{mem['event_bytes_tracemalloc_unread']:,.0f} B unread, "
-            f"{mem['event_bytes_tracemalloc_encoded']:,.0f} B once encoded "
+            f"{mem['event_bytes_tracemalloc_encoded']:,.0f} B once read "
             f"(its SSE frame alone is {mem['frame_bytes']} B) | "
             f"{_verdict(v['retained_event_bytes']['met'])} |",
             "| RSS over job lifecycles (retention 0) | — | flat over 100k | "
@@ -385,10 +385,13 @@ def _scale_tables(stream: dict[str, Any]) -> list[str]:
         f"per stream; {idle['open_after_disconnect']} left open after the clients left |",
         f"| idle job | {mem['idle_job_bytes_tracemalloc']:,.0f} B tracemalloc, "
         f"{mem['idle_job_bytes_rss']:,.0f} B RSS ({mem['idle_jobs']:,} jobs) |",
-        f"| retained event, not yet read | {mem['event_bytes_tracemalloc_unread']:,.0f} B "
+        f"| retained event, queued (before the log's next loop turn encodes it) | "
+        f"{mem.get('event_bytes_tracemalloc_queued', float('nan')):,.0f} B tracemalloc |",
+        f"| retained event, not yet read (encoded in the background) | "
+        f"{mem['event_bytes_tracemalloc_unread']:,.0f} B "
         f"tracemalloc, {mem['event_bytes_rss_unread']:,.0f} B RSS ({mem['retained_events']:,} "
         "events) |",
-        f"| retained event, read once (kept as its SSE frame) | "
+        f"| retained event, read (kept as its SSE frame in the log's buffer) | "
         f"{mem['event_bytes_tracemalloc_encoded']:,.0f} B tracemalloc (frame {mem['frame_bytes']}"
         " B) |",
         "| job lifecycles, retention 0 (RSS / tracemalloc growth since warm-up) | "

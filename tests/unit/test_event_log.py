@@ -6,9 +6,10 @@ import asyncio
 import threading
 
 import msgspec
+import pytest
 
 from narration.events import Level, NarrationEvent
-from narration.store import LogLimits, MemoryEventLog
+from narration.store import LogLimits, MemoryEventLog, memory
 
 JOB = "job-00000000-0000-4000-8000-000000000001"
 
@@ -19,14 +20,29 @@ def _event(i: int, text: str = "") -> NarrationEvent:
     )
 
 
-def _parse(frames: list[bytes]) -> list[tuple[str, int | None, dict[str, object]]]:
-    """(event name, id, data) of each SSE frame."""
+def _parse(chunks: list[bytes]) -> list[tuple[str, int | None, dict[str, object]]]:
+    """(event name, id, data) of each SSE frame (a chunk may hold several frames)."""
     out = []
-    for frame in frames:
-        fields = dict(line.split(": ", 1) for line in frame.decode().strip().split("\n"))
+    for frame in b"".join(chunks).split(b"\n\n"):
+        if not frame:
+            continue
+        fields = dict(line.split(": ", 1) for line in frame.decode().split("\n"))
         event_id = int(fields["id"]) if "id" in fields else None
         out.append((fields["event"], event_id, msgspec.json.decode(fields["data"])))
     return out
+
+
+def _count_encodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Ids the log encodes, in order (to prove each event is encoded exactly once)."""
+    encoded: list[int] = []
+    original = memory.event_frame
+
+    def counting(event_id: int, event: NarrationEvent) -> bytes:
+        encoded.append(event_id)
+        return original(event_id, event)
+
+    monkeypatch.setattr(memory, "event_frame", counting)
+    return encoded
 
 
 async def test_ids_order_and_terminal() -> None:
@@ -89,14 +105,33 @@ async def test_byte_limit_drops_oldest() -> None:
     assert parsed[0][0] == "gap" and parsed[0][2]["missed"] == log.dropped
 
 
-async def test_each_event_is_encoded_once_for_all_readers() -> None:
+async def test_each_event_is_encoded_once_for_all_readers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    encoded = _count_encodes(monkeypatch)
     log = MemoryEventLog(JOB)
     for i in range(10):
         log.append(_event(i))
     first = await log.read(0, timeout=0)
     second = await log.read(0, timeout=0)
+    third = await log.read(4, timeout=0)
     assert first.frames == second.frames
-    assert all(a is b for a, b in zip(first.frames, second.frames, strict=True))
+    assert [i for _, i, _ in _parse(third.frames)] == list(range(5, 11))
+    assert encoded == list(range(1, 11))
+
+
+async def test_events_are_encoded_in_the_background_before_any_reader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    encoded = _count_encodes(monkeypatch)
+    log = MemoryEventLog(JOB)
+    for i in range(300):  # past one encode batch: the log schedules an encode on its loop
+        log.append(_event(i))
+    await asyncio.sleep(0)  # one loop turn runs the scheduled encode
+    assert encoded == list(range(1, 301))
+    parsed = _parse((await log.read(0, timeout=0)).frames)
+    assert [i for _, i, _ in parsed] == list(range(1, 301))
+    assert len(encoded) == 300
 
 
 async def test_reader_wakes_on_append_from_another_thread() -> None:
@@ -137,14 +172,15 @@ async def test_many_threads_appending_while_reading_lose_nothing() -> None:
         assert mine == list(range(per_thread))
 
 
-async def test_concurrent_readers_share_one_wakeup() -> None:
+async def test_concurrent_readers_share_one_wakeup(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded = _count_encodes(monkeypatch)
     log = MemoryEventLog(JOB)
     readers = [asyncio.create_task(log.read(0, timeout=10)) for _ in range(50)]
     await asyncio.sleep(0)
     log.append(_event(0))
     results = await asyncio.wait_for(asyncio.gather(*readers), 5)
-    assert all(len(r.frames) == 1 and r.cursor == 1 for r in results)
-    assert len({id(r.frames[0]) for r in results}) == 1  # encoded once, shared by all
+    assert all(r.cursor == 1 and [i for _, i, _ in _parse(r.frames)] == [1] for r in results)
+    assert encoded == [1]  # encoded once, shared by all
 
 
 async def test_read_timeout_returns_empty() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from array import array
+from collections import deque
 
 from ..events import NarrationEvent
 from ..wire import event_frame, gap_frame, terminal_frame
@@ -11,8 +13,10 @@ from .base import EventLog, JobRecord, LogLimits, ReadResult, Store
 
 __all__ = ["MemoryEventLog", "MemoryStore"]
 
-_EVENT_OVERHEAD = 200  # bytes a typical event costs besides its text; refined once encoded
-_READ_BATCH = 2048
+_EVENT_OVERHEAD = 200  # bytes a typical event costs besides its text; exact once encoded
+_READ_BATCH = 2048  # events per read (one slice of the buffer)
+_ENCODE_BATCH = 256  # queued events that make the log schedule an encode on its loop
+_ENCODE_SLICE = 64  # events encoded per lock hold
 
 
 def _estimate(event: NarrationEvent) -> int:
@@ -47,20 +51,28 @@ async def _until(shared: asyncio.Future[None], timeout: float) -> None:
 
 
 class MemoryEventLog(EventLog):
-    """A bounded in-memory log: a list of events, each replaced by its SSE frame when first read.
+    """A bounded in-memory log whose events are kept as SSE frames in one contiguous buffer.
 
-    Appends take a short lock (no I/O under it) and wake readers through ONE shared future,
-    whatever their number; readers encode outside the lock, once per event. When a limit is
-    passed the oldest events are dropped and counted, and readers behind them get a `gap`.
+    `append` (any thread) queues the event under a short lock and wakes readers through ONE
+    shared future, whatever their number. Events are encoded once each, in order, on the
+    event loop: by the first reader, or by a callback scheduled once per `_ENCODE_BATCH`
+    appends, so few stay unencoded. A frame costs its bytes plus a 4-byte offset, and a read
+    of many events is one slice. Past a limit the oldest events are dropped and counted;
+    readers behind them get a `gap`.
     """
 
     __slots__ = (
+        "_base_id",
+        "_buf",
         "_bytes",
-        "_first_id",
+        "_encode_scheduled",
         "_head",
-        "_items",
         "_lock",
+        "_loop",
+        "_loop_thread",
         "_next_id",
+        "_offsets",
+        "_pending",
         "_terminal",
         "_terminal_id",
         "_waiter",
@@ -76,35 +88,58 @@ class MemoryEventLog(EventLog):
         self.job_id = job_id
         self.limits = limits or LogLimits()
         self._lock = threading.Lock()
-        self._items: list[NarrationEvent | bytes | None] = []
-        self._head = 0  # index in _items of the oldest retained event
-        self._first_id = 1  # id of _items[_head]
+        # Encoded frames: ids _base_id + i for i in [_head, len(_offsets) - 1); frame i is
+        # _buf[_offsets[i]:_offsets[i + 1]]. Then the not yet encoded ones, in id order.
+        self._buf = bytearray()
+        self._offsets = array("I", (0,))
+        self._head = 0
+        self._base_id = 1
+        self._pending: deque[NarrationEvent] | None = None  # made on demand: idle jobs are small
+        self._bytes = 0  # retained: exact for encoded frames, estimated for queued events
         self._next_id = 1
-        self._bytes = 0
         self._terminal: bytes | None = None
         self._terminal_id: int | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._waiter_loop: asyncio.AbstractEventLoop | None = None
         self._waiter_thread = 0
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # made outside a loop: readers alone encode
+            self._loop = None
+        self._loop_thread = threading.get_ident()
+        self._encode_scheduled = False
         self.dropped = 0
         self.late = 0  # events that arrived after the terminal (counted, not streamed)
+
+    @property
+    def _first_id(self) -> int:
+        """The id of the oldest retained event."""
+        return self._base_id + self._head
 
     def append(self, event: NarrationEvent) -> None:
         with self._lock:
             if self._terminal is not None:
                 self.late += 1
                 return
-            self._items.append(event)
-            self._next_id += 1
+            pending = self._pending
+            if pending is None:
+                pending = self._pending = deque()
+            pending.append(event)
             self._bytes += _estimate(event)
-            if self._next_id - self._first_id > self.limits.max_events or (
+            self._next_id += 1
+            if self._next_id - self._base_id - self._head > self.limits.max_events or (
                 self._bytes > self.limits.max_bytes
             ):
                 self._drop_oldest()
             waiter = self._waiter
             self._waiter = None
+            schedule = len(pending) >= _ENCODE_BATCH and not self._encode_scheduled
+            if schedule:
+                self._encode_scheduled = True
         if waiter is not None:
             self._wake(waiter)
+        if schedule:
+            self._schedule_encode()
 
     def seal(self, state: str, error: str | None) -> None:
         """Append the terminal event for `state`; later appends are counted as `late`."""
@@ -125,8 +160,9 @@ class MemoryEventLog(EventLog):
         return self._next_id - 1
 
     def retained(self) -> tuple[int, int]:
-        """(events retained, estimated bytes retained)."""
-        return self._next_id - self._first_id, self._bytes
+        """(events retained, bytes retained: exact for encoded ones, estimated for the rest)."""
+        with self._lock:
+            return self._next_id - self._first_id, self._bytes
 
     async def read(self, after: int, timeout: float) -> ReadResult:
         result = self._take(after)
@@ -138,46 +174,61 @@ class MemoryEventLog(EventLog):
         return self._take(after)
 
     def _take(self, after: int) -> ReadResult:
-        """Frames after `after` available now; encodes each event at most once."""
+        """Frames after `after` available now (event loop thread only)."""
+        self.encode_pending()
         with self._lock:
             frames: list[bytes] = []
             terminal_id = self._terminal_id
             if terminal_id is not None and after >= terminal_id:
                 return ReadResult(frames, after, True)
-            if after < self._first_id - 1:
-                frames.append(gap_frame(self._first_id - 1 - after, self._first_id))
-                after = self._first_id - 1
-            start = self._head + (after + 1 - self._first_id)
-            end = min(len(self._items), start + _READ_BATCH)
-            batch = self._items[start:end]
-            first = after + 1
-        fresh = [
-            (index, item, event_frame(first + index, item))
-            for index, item in enumerate(batch)
-            if isinstance(item, NarrationEvent)
-        ]
-        if fresh:
-            self._store_frames(first, fresh)
-            for index, _, frame in fresh:
-                batch[index] = frame
-        frames.extend(batch)  # type: ignore[arg-type]  # every item is a frame now
-        cursor = after + len(batch)
-        done = False
-        if terminal_id is not None and cursor == terminal_id - 1:
-            frames.append(self._terminal)  # type: ignore[arg-type]
-            cursor, done = terminal_id, True
-        return ReadResult(frames, cursor, done)
+            first_id = self._first_id
+            if after < first_id - 1:
+                frames.append(gap_frame(first_id - 1 - after, first_id))
+                after = first_id - 1
+            start = self._head + (after + 1 - first_id)
+            end = min(len(self._offsets) - 1, start + _READ_BATCH)
+            if end > start:
+                offsets = self._offsets
+                with memoryview(self._buf) as view:
+                    frames.append(bytes(view[offsets[start] : offsets[end]]))
+                after += end - start
+            done = terminal_id is not None and after == terminal_id - 1
+            if done:
+                frames.append(self._terminal)  # type: ignore[arg-type]
+                after = terminal_id  # type: ignore[assignment]
+        return ReadResult(frames, after, done)
 
-    def _store_frames(self, first_id: int, fresh: list[tuple[int, NarrationEvent, bytes]]) -> None:
-        """Replace events by their frames, unless they were dropped meanwhile."""
-        with self._lock:
-            base = self._head - self._first_id
-            items = self._items
-            for index, event, frame in fresh:
-                slot = base + first_id + index
-                if self._head <= slot < len(items) and items[slot] is event:
-                    items[slot] = frame
+    def encode_pending(self) -> None:
+        """Encode every queued event into the frame buffer (event loop thread only).
+
+        A few events at a time under the lock: the encoder is the only writer of the buffer,
+        and an appending thread never waits for more than a short slice of work.
+        """
+        self._encode_scheduled = False
+        while True:
+            with self._lock:
+                pending = self._pending
+                if not pending:
+                    self._pending = None
+                    return
+                buf, offsets, next_encoded = self._buf, self._offsets, len(self._offsets) - 1
+                event_id = self._base_id + next_encoded
+                for _ in range(min(len(pending), _ENCODE_SLICE)):
+                    event = pending.popleft()
+                    frame = event_frame(event_id, event)
+                    buf += frame
+                    offsets.append(len(buf))
                     self._bytes += len(frame) - _estimate(event)
+                    event_id += 1
+
+    def _schedule_encode(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._encode_scheduled = False
+        elif threading.get_ident() == self._loop_thread:
+            loop.call_soon(self.encode_pending)
+        else:
+            loop.call_soon_threadsafe(self.encode_pending)
 
     def _arm_waiter(self, after: int) -> asyncio.Future[None] | None:
         """The future the next append resolves; None if something arrived meanwhile."""
@@ -202,21 +253,22 @@ class MemoryEventLog(EventLog):
 
     def _drop_oldest(self) -> None:
         """Drop from the front until within limits (called with the lock held)."""
-        limits, items = self.limits, self._items
+        limits, offsets = self.limits, self._offsets
         while self._next_id - self._first_id > 1 and (
             self._next_id - self._first_id > limits.max_events or self._bytes > limits.max_bytes
         ):
-            item = items[self._head]
-            if isinstance(item, NarrationEvent):
-                self._bytes -= _estimate(item)
-            elif item is not None:
-                self._bytes -= len(item)
-            items[self._head] = None
-            self._head += 1
-            self._first_id += 1
+            if self._head < len(offsets) - 1:  # the oldest is encoded
+                self._bytes -= offsets[self._head + 1] - offsets[self._head]
+                self._head += 1
+            else:  # nothing encoded is left: the oldest is still queued
+                self._bytes -= _estimate(self._pending.popleft())  # type: ignore[union-attr]
+                self._base_id += 1
             self.dropped += 1
-        if self._head > 4096 and self._head * 2 > len(items):
-            del items[: self._head]
+        if self._head > 1024 and self._head * 2 > len(offsets):
+            cut = offsets[self._head]
+            del self._buf[:cut]
+            self._offsets = array("I", (offset - cut for offset in offsets[self._head :]))
+            self._base_id += self._head
             self._head = 0
 
 
