@@ -187,3 +187,32 @@ async def test_read_timeout_returns_empty() -> None:
     log = MemoryEventLog(JOB)
     result = await log.read(0, timeout=0.05)
     assert (result.frames, result.cursor, result.done) == ([], 0, False)
+
+
+async def test_reads_across_chunks_drops_and_rebases_stay_exact() -> None:
+    # ~300-byte frames: 64 KiB chunks hold ~200; 3,000 retained of 20,000 forces drops,
+    # freed chunks and rebased offsets, while readers start from many different cursors.
+    log = MemoryEventLog(JOB, LogLimits(max_events=3_000))
+    for i in range(20_000):
+        log.append(_event(i, text=f"event {i} " + "x" * 150))
+        if i % 1_000 == 999:
+            log.encode_pending()  # what the log's loop does in the background
+    assert log.dropped == 17_000
+    for start in (0, 16_999, 17_000, 17_001, 18_234, 19_999):
+        cursor = start
+        seen: list[int] = []
+        gaps: list[dict[str, object]] = []
+        while True:
+            result = await log.read(cursor, timeout=0)
+            if not result.frames:
+                break
+            for name, event_id, data in _parse(result.frames):
+                if name == "gap":
+                    gaps.append(data)
+                else:
+                    seen.append(event_id or 0)
+                    assert data["human"] == f"event {(event_id or 0) - 1} " + "x" * 150
+            cursor = result.cursor
+        assert seen == list(range(max(start + 1, 17_001), 20_001))
+        expected_gap = {"missed": 17_000 - start, "next_id": 17_001}
+        assert gaps == ([expected_gap] if start < 17_000 else [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from array import array
+from bisect import bisect_right
 from collections import deque
 
 from ..events import NarrationEvent
@@ -17,6 +18,7 @@ _EVENT_OVERHEAD = 200  # bytes a typical event costs besides its text; exact onc
 _READ_BATCH = 2048  # events per read (one slice of the buffer)
 _ENCODE_BATCH = 256  # queued events that make the log schedule an encode on its loop
 _ENCODE_SLICE = 64  # events encoded per lock hold
+_CHUNK_BYTES = 64 * 1024  # frames are kept in sealed chunks of about this size
 
 
 def _estimate(event: NarrationEvent) -> int:
@@ -51,20 +53,21 @@ async def _until(shared: asyncio.Future[None], timeout: float) -> None:
 
 
 class MemoryEventLog(EventLog):
-    """A bounded in-memory log whose events are kept as SSE frames in one contiguous buffer.
+    """A bounded in-memory log whose events are kept as their SSE frames, back to back.
 
     `append` (any thread) queues the event under a short lock and wakes readers through ONE
     shared future, whatever their number. Events are encoded once each, in order, on the
     event loop: by the first reader, or by a callback scheduled once per `_ENCODE_BATCH`
-    appends, so few stay unencoded. A frame costs its bytes plus a 4-byte offset, and a read
-    of many events is one slice. Past a limit the oldest events are dropped and counted;
-    readers behind them get a `gap`.
+    appends, so few stay unencoded. A frame costs its bytes plus an 8-byte offset (frames sit
+    in exact-size chunks of about 64 KiB), and a read of many events is a slice or two. Past
+    a limit the oldest events are dropped and counted; readers behind them get a `gap`.
     """
 
     __slots__ = (
         "_base_id",
-        "_buf",
         "_bytes",
+        "_chunk_starts",
+        "_chunks",
         "_encode_scheduled",
         "_head",
         "_lock",
@@ -73,6 +76,8 @@ class MemoryEventLog(EventLog):
         "_next_id",
         "_offsets",
         "_pending",
+        "_tail",
+        "_tail_start",
         "_terminal",
         "_terminal_id",
         "_waiter",
@@ -88,10 +93,15 @@ class MemoryEventLog(EventLog):
         self.job_id = job_id
         self.limits = limits or LogLimits()
         self._lock = threading.Lock()
-        # Encoded frames: ids _base_id + i for i in [_head, len(_offsets) - 1); frame i is
-        # _buf[_offsets[i]:_offsets[i + 1]]. Then the not yet encoded ones, in id order.
-        self._buf = bytearray()
-        self._offsets = array("I", (0,))
+        # Encoded frames, ids _base_id + i for i in [_head, len(_offsets) - 1): frame i spans
+        # [_offsets[i], _offsets[i + 1]) of one byte stream, kept as sealed, exact-size chunks
+        # (`_chunks`, starting at `_chunk_starts`) and an open `_tail` starting at `_tail_start`.
+        # Then the events not yet encoded, in id order.
+        self._chunks: list[bytes] = []
+        self._chunk_starts: list[int] = []
+        self._tail = bytearray()
+        self._tail_start = 0
+        self._offsets = array("Q", (0,))
         self._head = 0
         self._base_id = 1
         self._pending: deque[NarrationEvent] | None = None  # made on demand: idle jobs are small
@@ -188,9 +198,7 @@ class MemoryEventLog(EventLog):
             start = self._head + (after + 1 - first_id)
             end = min(len(self._offsets) - 1, start + _READ_BATCH)
             if end > start:
-                offsets = self._offsets
-                with memoryview(self._buf) as view:
-                    frames.append(bytes(view[offsets[start] : offsets[end]]))
+                frames.extend(self._slice(self._offsets[start], self._offsets[end]))
                 after += end - start
             done = terminal_id is not None and after == terminal_id - 1
             if done:
@@ -211,15 +219,38 @@ class MemoryEventLog(EventLog):
                 if not pending:
                     self._pending = None
                     return
-                buf, offsets, next_encoded = self._buf, self._offsets, len(self._offsets) - 1
-                event_id = self._base_id + next_encoded
+                tail, offsets = self._tail, self._offsets
+                event_id = self._base_id + len(offsets) - 1
                 for _ in range(min(len(pending), _ENCODE_SLICE)):
                     event = pending.popleft()
                     frame = event_frame(event_id, event)
-                    buf += frame
-                    offsets.append(len(buf))
+                    tail += frame
+                    offsets.append(self._tail_start + len(tail))
                     self._bytes += len(frame) - _estimate(event)
                     event_id += 1
+                if len(tail) >= _CHUNK_BYTES:  # seal it: an exact-size copy, no growth slack
+                    self._chunks.append(bytes(tail))
+                    self._chunk_starts.append(self._tail_start)
+                    self._tail_start += len(tail)
+                    self._tail = bytearray()
+
+    def _slice(self, start: int, end: int) -> list[bytes]:
+        """The bytes of the frame stream in [start, end), as pieces (lock held)."""
+        pieces: list[bytes] = []
+        index = max(bisect_right(self._chunk_starts, start) - 1, 0)
+        for chunk_start, chunk in zip(
+            self._chunk_starts[index:], self._chunks[index:], strict=True
+        ):
+            if chunk_start >= end:
+                break
+            if chunk_start + len(chunk) > start:
+                pieces.append(chunk[max(start - chunk_start, 0) : end - chunk_start])
+        if end > self._tail_start:
+            with memoryview(self._tail) as view:
+                pieces.append(
+                    bytes(view[max(start - self._tail_start, 0) : end - self._tail_start])
+                )
+        return pieces
 
     def _schedule_encode(self) -> None:
         loop = self._loop
@@ -264,10 +295,14 @@ class MemoryEventLog(EventLog):
                 self._bytes -= _estimate(self._pending.popleft())  # type: ignore[union-attr]
                 self._base_id += 1
             self.dropped += 1
-        if self._head > 1024 and self._head * 2 > len(offsets):
-            cut = offsets[self._head]
-            del self._buf[:cut]
-            self._offsets = array("I", (offset - cut for offset in offsets[self._head :]))
+        oldest = offsets[self._head]
+        while self._chunks and self._chunk_starts[0] + len(self._chunks[0]) <= oldest:
+            del self._chunks[0], self._chunk_starts[0]  # every frame in it was dropped
+        if self._head > 1024 and self._head * 2 > len(offsets):  # rebase the offsets
+            cut = self._chunk_starts[0] if self._chunks else self._tail_start
+            self._offsets = array("Q", (offset - cut for offset in offsets[self._head :]))
+            self._chunk_starts = [start - cut for start in self._chunk_starts]
+            self._tail_start -= cut
             self._base_id += self._head
             self._head = 0
 
