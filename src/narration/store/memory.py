@@ -185,7 +185,8 @@ class MemoryEventLog(EventLog):
 
     def _take(self, after: int) -> ReadResult:
         """Frames after `after` available now (event loop thread only)."""
-        self.encode_pending()
+        if self._pending:  # read without the lock: what arrives meanwhile is seen next time
+            self.encode_pending()
         with self._lock:
             frames: list[bytes] = []
             terminal_id = self._terminal_id
