@@ -286,25 +286,26 @@ class MemoryEventLog(EventLog):
     def _drop_oldest(self) -> None:
         """Drop from the front until within limits (called with the lock held)."""
         limits, offsets = self.limits, self._offsets
-        while self._next_id - self._first_id > 1 and (
-            self._next_id - self._first_id > limits.max_events or self._bytes > limits.max_bytes
-        ):
-            if self._head < len(offsets) - 1:  # the oldest is encoded
-                self._bytes -= offsets[self._head + 1] - offsets[self._head]
-                self._head += 1
+        encoded_end = len(offsets) - 1
+        head = self._head
+        retained = self._next_id - self._base_id - head
+        while retained > 1 and (retained > limits.max_events or self._bytes > limits.max_bytes):
+            if head < encoded_end:  # the oldest is encoded
+                self._bytes -= offsets[head + 1] - offsets[head]
+                head += 1
             else:  # nothing encoded is left: the oldest is still queued
                 self._bytes -= _estimate(self._pending.popleft())  # type: ignore[union-attr]
                 self._base_id += 1
+            retained -= 1
             self.dropped += 1
-        oldest = offsets[self._head]
-        while self._chunks and self._chunk_starts[0] + len(self._chunks[0]) <= oldest:
-            del self._chunks[0], self._chunk_starts[0]  # every frame in it was dropped
-        if self._head > 1024 and self._head * 2 > len(offsets):  # rebase the offsets
-            cut = self._chunk_starts[0] if self._chunks else self._tail_start
-            self._offsets = array("Q", (offset - cut for offset in offsets[self._head :]))
-            self._chunk_starts = [start - cut for start in self._chunk_starts]
-            self._tail_start -= cut
-            self._base_id += self._head
+        self._head = head
+        chunks = self._chunks
+        if chunks and self._chunk_starts[0] + len(chunks[0]) <= offsets[head]:
+            while chunks and self._chunk_starts[0] + len(chunks[0]) <= offsets[head]:
+                del chunks[0], self._chunk_starts[0]  # every frame in it was dropped
+        if head > 4096 and head * 2 > len(offsets):  # offsets are absolute: just cut the front
+            del offsets[:head]
+            self._base_id += head
             self._head = 0
 
 
