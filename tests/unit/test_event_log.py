@@ -216,3 +216,38 @@ async def test_reads_across_chunks_drops_and_rebases_stay_exact() -> None:
         assert seen == list(range(max(start + 1, 17_001), 20_001))
         expected_gap = {"missed": 17_000 - start, "next_id": 17_001}
         assert gaps == ([expected_gap] if start < 17_000 else [])
+
+
+async def test_threads_appending_past_the_cap_while_reading_account_for_every_event() -> None:
+    # Producers in threads, a reader on the loop, the cap forcing drops of encoded and of
+    # queued events alike: what is read plus what the gaps report is exactly what was sent.
+    log = MemoryEventLog(JOB, LogLimits(max_events=500))
+    per_thread, threads = 5_000, 3
+    total = per_thread * threads
+
+    def producer(t: int) -> None:
+        for i in range(per_thread):
+            log.append(_event(i, text=f"{t}:{i}"))
+
+    workers = [threading.Thread(target=producer, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    read_ids: list[int] = []
+    missed = 0
+    cursor = 0
+    async with asyncio.timeout(30):
+        while cursor < total:
+            result = await log.read(cursor, timeout=1)
+            for name, event_id, data in _parse(result.frames):
+                if name == "gap":
+                    missed += int(data["missed"])  # type: ignore[call-overload]
+                    assert data["next_id"] == cursor + int(data["missed"]) + 1  # type: ignore[call-overload]
+                else:
+                    read_ids.append(event_id or 0)
+            cursor = result.cursor
+            await asyncio.sleep(0)  # let the producers run between reads
+    for worker in workers:
+        worker.join()
+    assert read_ids == sorted(set(read_ids))  # strictly increasing: no repeat, no reorder
+    assert len(read_ids) + missed == total
+    assert log.dropped == total - 500 >= missed  # all but the last 500 left the log
