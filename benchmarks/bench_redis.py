@@ -23,8 +23,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,8 @@ import httpx
 import msgspec
 
 from narration import n
-from narration.testing.redis_server import RedisServer, free_port
+from narration.services.launch import ServiceProcess
+from narration.testing.redis_server import RedisServer
 
 __all__ = ["HANDLERS", "RUN_ALL_REPEATS", "TARGET_EVENTS_PER_S", "run"]
 
@@ -74,44 +73,18 @@ async def _produce(operation: Any, job: Any) -> None:
 HANDLERS = {"infer": _produce}
 
 
-class _Server:
+def _server(store: str, max_events: int) -> ServiceProcess:
     """`python -m narration.server --store URL` with this module's handler, in a child."""
-
-    def __init__(self, store: str, max_events: int) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
+    return ServiceProcess(
+        "bench-redis",
+        ["--store", store, "--handlers", "benchmarks.bench_redis:HANDLERS"],
+        module="narration.server",
+        env={
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
             "NARRATION_MAX_EVENTS": str(max_events),
             "NARRATION_RETENTION_S": "30",
-        }
-        command = [
-            sys.executable, "-m", "narration.server", "--port", str(self.port),
-            "--store", store, "--handlers", "benchmarks.bench_redis:HANDLERS",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-
-    async def wait_ready(self, http: httpx.AsyncClient, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}")
-            try:
-                if (await http.get(self.url + "/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-        raise TimeoutError(f"the server on {self.url} did not start within {timeout} s")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        },
+    )
 
 
 # --------------------------------------------------------------------------- client side
@@ -164,7 +137,7 @@ class _Stream:
 
 
 async def _run_job(
-    http: httpx.AsyncClient, server: _Server, prompt: str, keep_latency: bool
+    http: httpx.AsyncClient, server: ServiceProcess, prompt: str, keep_latency: bool
 ) -> tuple[_Stream, float]:
     """Submit, stream to the terminal; (the stream's ledger, seconds from submit to terminal)."""
     body = {"operation": "infer", "hive_id": "bench", "model": "bench", "prompt": prompt}
@@ -191,13 +164,13 @@ async def _measure(store: str, quick: bool) -> dict[str, Any]:
     events = 30_000 if quick else 200_000
     rate, seconds = (5_000, 1) if quick else (10_000, 3)
     repeats = 1 if quick else 3
-    server = _Server(store, max_events=events + 10)
+    server = _server(store, max_events=events + 10).start()
     result: dict[str, Any] = {"events": events}
     problems: list[str] = []
     try:
         timeout = httpx.Timeout(60.0, connect=5.0)
         async with httpx.AsyncClient(timeout=timeout) as http:
-            await server.wait_ready(http)
+            await server.wait_healthy_async(30.0)
             await _run_job(http, server, "fast 2000", False)  # warm-up
             rates, emit_rates = [], []
             for _ in range(repeats):
@@ -223,7 +196,8 @@ async def _measure(store: str, quick: bool) -> dict[str, Any]:
                 "max_ms": max(samples) / 1e6,
             }
     finally:
-        server.stop()
+        server.stop(grace=15.0)
+        server.remove_log()
     result["problems"] = problems
     return result
 

@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from narration.client import Gap, JobClient, Terminal
 from narration.events import NarrationEvent
-from narration.testing.redis_server import free_port
+from narration.services.launch import ServiceProcess
 from replica_handlers import drip_operation
 
 pytestmark = pytest.mark.redis
@@ -31,86 +26,45 @@ TESTS_DIR = Path(__file__).resolve().parents[1]
 LEASE_TTL_S = 2.0
 
 
-class Replica:
-    """One `python -m narration.server` child process."""
-
-    def __init__(self, store_url: str) -> None:
-        self.store_url = store_url
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = Path(tempfile.mkstemp(prefix="narration-replica-", suffix=".log")[1])
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
-        command = [
-            sys.executable, "-m", "narration.server", "--host", "127.0.0.1",
-            "--port", str(self.port), "--store", self.store_url,
-            "--handlers", "replica_handlers:HANDLERS", "--hold-unhandled",
-        ]  # fmt: skip
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-
-    async def wait_ready(self, timeout: float = 20.0) -> None:
-        """Poll /health until it answers (bounded); fail with the replica's log if it died."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        async with httpx.AsyncClient(timeout=1.0) as http:
-            while loop.time() < deadline:
-                assert self.process is not None and self.process.poll() is None, self.logs()
-                try:
-                    if (await http.get(self.url + "/health")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise TimeoutError(f"replica on {self.url} not up within {timeout} s\n{self.logs()}")
-
-    def kill(self) -> None:
-        """SIGKILL: the process dies at once, leases and queued events with it."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def terminate(self) -> None:
-        """SIGTERM: a graceful stop (streams closed, running jobs ended)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=20)
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.log_path.unlink(missing_ok=True)
+def replica(store_url: str) -> ServiceProcess:
+    """One `python -m narration.server` child process with the test-only handlers."""
+    return ServiceProcess(
+        "replica",
+        ["--store", store_url, "--handlers", "replica_handlers:HANDLERS", "--hold-unhandled"],
+        module="narration.server",
+        env={
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])
+            )
+        },
+    )
 
 
-StartReplicas = Callable[..., Awaitable[list[Replica]]]
+StartReplicas = Callable[..., Awaitable[list[ServiceProcess]]]
 
 
 @pytest.fixture
 async def replicas(redis_url: str) -> AsyncIterator[StartReplicas]:
     """`await replicas(2)`: started replicas sharing one Redis prefix (lease TTL 2 s)."""
-    started: list[Replica] = []
+    started: list[ServiceProcess] = []
 
-    async def start(count: int) -> list[Replica]:
+    async def start(count: int) -> list[ServiceProcess]:
         url = f"{redis_url}&lease_ttl={LEASE_TTL_S}"
-        group = [Replica(url) for _ in range(count)]
+        group = [replica(url) for _ in range(count)]
         started.extend(group)
-        for replica in group:
-            replica.start()
-        await asyncio.gather(*(replica.wait_ready() for replica in group))
+        for member in group:
+            member.start()
+        await asyncio.gather(*(member.wait_healthy_async(20.0) for member in group))
         return group
 
     try:
         yield start
     finally:
-        for replica in started:
-            replica.stop()
+        for member in started:
+            if member.alive():
+                member.kill()  # teardown needs no graceful stop
+            member.stop()
+            member.remove_log()
 
 
 async def next_item(stream: AsyncIterator[Any], timeout: float = 10.0) -> Any:
@@ -189,9 +143,9 @@ async def test_restarting_the_streaming_replica_loses_no_event(replicas: StartRe
         stream = client.stream(submitted.job_id)
         events = [await next_item(stream) for _ in range(30)]
         stopped_at = time.monotonic()
-        a.terminate()
+        a.stop(grace=20.0)  # SIGTERM: a graceful stop (streams closed, running jobs ended)
         a.start()  # same port, same Redis
-        await a.wait_ready()
+        await a.wait_healthy_async(20.0)
         restart = time.monotonic() - stopped_at
         while not isinstance(item := await next_item(stream), Terminal):
             events.append(item)

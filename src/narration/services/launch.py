@@ -13,6 +13,7 @@ parent does not hit it directly), with its output written to a log file.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -58,7 +59,11 @@ def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 class ServiceProcess:
-    """One service run as `python -m narration.cli <args>` on `host:port` (a free port if 0)."""
+    """One service run as `python -m <module> <args> --host H --port P` (a free port if 0).
+
+    `module` is `narration.cli` (a subcommand in `args`) or `narration.server`. After `stop()`
+    or `kill()` the same object can `start()` again, on the same port.
+    """
 
     def __init__(
         self,
@@ -68,6 +73,7 @@ class ServiceProcess:
         host: str = "127.0.0.1",
         port: int = 0,
         env: Mapping[str, str] | None = None,
+        module: str = "narration.cli",
     ) -> None:
         self.name = name
         self.host = host
@@ -75,7 +81,7 @@ class ServiceProcess:
         self.argv = [
             sys.executable,
             "-m",
-            "narration.cli",
+            module,
             *args,
             "--host",
             host,
@@ -99,11 +105,14 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         """Start the process (does not wait for it to listen: see `wait_healthy`)."""
-        if self.process is not None:
-            raise RuntimeError(f"{self.name} was already started")
-        handle, path = tempfile.mkstemp(prefix=f"narration-{self.name}-", suffix=".log")
-        self.log_path = Path(path)
-        self._log = os.fdopen(handle, "wb")
+        if self.alive():
+            raise RuntimeError(f"{self.name} is already running")
+        if self.log_path is None:
+            handle, path = tempfile.mkstemp(prefix=f"narration-{self.name}-", suffix=".log")
+            self.log_path = Path(path)
+            self._log = os.fdopen(handle, "wb")
+        elif self._log is None:  # a restart: keep appending to the same log
+            self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
@@ -136,6 +145,10 @@ class ServiceProcess:
                         f"{self.log()}"
                     )
                 time.sleep(0.05)
+
+    async def wait_healthy_async(self, timeout: float = 15.0) -> None:
+        """`wait_healthy` without blocking the event loop."""
+        await asyncio.to_thread(self.wait_healthy, timeout)
 
     def alive(self) -> bool:
         """True while the process runs."""
