@@ -268,3 +268,29 @@ async def test_stream_query_keeps_the_last_after_and_ignores_other_keys(
     await narration_harness.complete_job(job_id)
     response = await narration_harness.http.get(f"/v1/jobs/{job_id}/stream?x=1&after=0&after=2")
     assert response.text.count("event: narration") == 1 and "id: 3\n" in response.text
+
+
+async def test_streams_work_when_the_app_is_mounted_under_a_prefix() -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from narration.server import create_app, make_server
+
+    inner = create_app(hold_unhandled=True)
+    outer = Starlette(routes=[Mount("/narration", app=inner)])
+    server = make_server(outer, "127.0.0.1", 0)  # type: ignore[arg-type]
+    task = await server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}/narration"
+        async with httpx.AsyncClient(base_url=base) as http:
+            created = await http.post("/v1/jobs", json={"operation": "hive_list"})
+            job_id = created.json()["job_id"]
+            with narration_context(inner.state.narration.jobs.live[job_id].context):
+                n("mounted", "Streamed through a mount")
+            await inner.state.narration.jobs.complete(job_id)
+            response = await http.get(f"/v1/jobs/{job_id}/stream")
+        assert response.status_code == 200
+        assert response.text.count("event: narration") == 1 and "event: done" in response.text
+    finally:
+        server.should_exit = True
+        await task

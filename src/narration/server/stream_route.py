@@ -34,7 +34,7 @@ class StreamRoute:
         self.app, self.state = app, state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
+        path = _route_path(scope)
         job_id = path[len(_PREFIX) : -len(_SUFFIX)]
         if (
             scope["type"] != "http"
@@ -90,3 +90,12 @@ class StreamRoute:
         extra = [(key.lower().encode(), value.encode()) for key, value in echo.items()]
         settings = self.state.settings
         return EventStreamResponse(log, cursor, self.state.streams, settings.keepalive_s, extra)
+
+
+def _route_path(scope: Scope) -> str:
+    """The request path below the app's `root_path` (as Starlette routes it when mounted)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
