@@ -278,7 +278,7 @@ async def test_streams_work_when_the_app_is_mounted_under_a_prefix() -> None:
 
     inner = create_app(hold_unhandled=True)
     outer = Starlette(routes=[Mount("/narration", app=inner)])
-    server = make_server(outer, "127.0.0.1", 0)  # type: ignore[arg-type]
+    server = make_server(outer, "127.0.0.1", 0)
     task = await server.start()
     try:
         base = f"http://127.0.0.1:{server.port}/narration"

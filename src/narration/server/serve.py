@@ -7,7 +7,7 @@ import socket
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 __all__ = ["NarrationServer", "serve"]
 
@@ -59,13 +59,13 @@ class NarrationServer(uvicorn.Server):
 
 
 def make_server(
-    app: FastAPI, host: str = "127.0.0.1", port: int = 7833, **config: Any
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 7833, **config: Any
 ) -> NarrationServer:
     """A server for `app`, not yet started (`await server.serve()` runs it)."""
     options: dict[str, Any] = {"log_level": "warning", "timeout_graceful_shutdown": 10, **config}
     return NarrationServer(uvicorn.Config(app, host=host, port=port, **options))
 
 
-def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 7833, **config: Any) -> None:
+def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 7833, **config: Any) -> None:
     """Serve `app` until SIGINT/SIGTERM, on uvloop when it is installed (uvicorn's choice)."""
     make_server(app, host, port, **config).run()
