@@ -1,3 +1,18 @@
 """Shared fixtures. Each group lives in its own module; import its fixtures here."""
 
+from collections.abc import Iterator
+
+import pytest
+
+from narration.dispatch import dispatcher
 from redis_server import redis_server, redis_url, store_url  # noqa: F401 - pytest fixtures
+
+
+@pytest.fixture
+def restore_level() -> Iterator[None]:
+    """Put the global level threshold back as it was, whatever the test configured."""
+    saved = dispatcher.min_rank
+    try:
+        yield
+    finally:
+        dispatcher.min_rank = saved

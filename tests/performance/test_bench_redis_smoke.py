@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
+from benchmarks import bench_redis  # the repo root is on sys.path (pytest `pythonpath`)
 
 from narration.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
-bench_redis = importlib.import_module("benchmarks.bench_redis")
 
 
 def test_bench_redis_quick_run_reports_every_figure(redis_server: RedisServer) -> None:

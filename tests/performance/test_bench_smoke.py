@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
-from pathlib import Path
+
+from benchmarks import bench_emit  # the repo root is on sys.path (pytest `pythonpath`)
 
 from narration import current_context, n
 from narration.dispatch import dispatcher
-
-# `benchmarks` is a top-level package of the repository, not of the installed distribution.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
-bench_emit = importlib.import_module("benchmarks.bench_emit")
 
 CASES = ("emit", "below_threshold", "emit_200_contextvars")
 PEERS = ("structlog", "logging", "loguru")

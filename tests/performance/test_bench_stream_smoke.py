@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import importlib
 import math
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from benchmarks import bench_stream  # the repo root is on sys.path (pytest `pythonpath`)
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
-bench_stream = importlib.import_module("benchmarks.bench_stream")
 run_all = importlib.import_module("benchmarks.run_all")
 
 pytestmark = pytest.mark.timeout(120)

@@ -23,16 +23,6 @@ from narration.testing import CapturedEvents, capture
 
 
 @pytest.fixture
-def restore_level() -> Iterator[None]:
-    """Put the global level threshold back as it was, whatever the test configured."""
-    saved = dispatcher.min_rank
-    try:
-        yield
-    finally:
-        dispatcher.min_rank = saved
-
-
-@pytest.fixture
 def cap() -> Iterator[CapturedEvents]:
     with capture() as captured:
         yield captured

@@ -30,16 +30,6 @@ class ListHandler(logging.Handler):
 
 
 @pytest.fixture
-def restore_level() -> Iterator[None]:
-    """Put the global level threshold back as it was, whatever the test configured."""
-    saved = dispatcher.min_rank
-    try:
-        yield
-    finally:
-        dispatcher.min_rank = saved
-
-
-@pytest.fixture
 def app_logger() -> Iterator[logging.Logger]:
     """A private `billing.<random>` logger with a NarrationHandler, removed afterwards."""
     logger = logging.getLogger(f"billing.{uuid.uuid4().hex}")

@@ -20,14 +20,9 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
+from ..services.launch import free_port  # one port picker for every child server
+
 __all__ = ["RedisServer", "free_port"]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
