@@ -142,12 +142,3 @@ async def with_narration_context(ctx: NarrationContext, awaitable: Awaitable[T])
         return await awaitable
     finally:
         _current.reset(token)
-
-
-def _set_current(ctx: NarrationContext) -> contextvars.Token[NarrationContext]:
-    """Make `ctx` current; internal helper for code that must reset it by token."""
-    return _current.set(ctx)
-
-
-def _reset_current(token: contextvars.Token[NarrationContext]) -> None:
-    _current.reset(token)

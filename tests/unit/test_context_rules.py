@@ -139,3 +139,13 @@ async def test_with_narration_context_restores_on_exception_and_tasks_inherit() 
 async def _job_id_later() -> str | None:
     await asyncio.sleep(0)
     return current_context().job_id
+
+
+def test_with_trace_replaces_both_ids_and_keeps_the_rest() -> None:
+    base = NarrationContext(
+        job_id="job-1", correlation_id="c-1", trace_id="a" * 32, span_id="b" * 16
+    )
+    traced = base.with_trace("c" * 32, "d" * 16)
+    assert (traced.trace_id, traced.span_id) == ("c" * 32, "d" * 16)
+    assert (traced.job_id, traced.correlation_id) == ("job-1", "c-1")
+    assert (base.trace_id, base.span_id) == ("a" * 32, "b" * 16)  # the original is untouched

@@ -174,12 +174,6 @@ class JobManager:
         job.finished.set()
         await self.store.expire(record.job_id, self.retention_s)
 
-    def _live(self, job_id: str) -> Job:
-        job = self.live.get(job_id)
-        if job is None:
-            raise UnknownJob(job_id)
-        return job
-
     async def _final_or_unknown(self, job_id: str) -> JobFinished | UnknownJob:
         record = await self.store.get(job_id)
         if record is not None and record.state in FINAL_STATES:
