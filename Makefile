@@ -4,14 +4,18 @@ PY ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
+# The interpreter: the distribution's CPython 3.11 when there is one (Debian builds it with PGO
+# and LTO, linked statically: ~20% faster than a plain source build such as pyenv's default),
+# else any 3.11 uv finds. Override with `make PYTHON=3.11 ...` (or a path).
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) 3.11)
 
 .PHONY: env demo test lint typecheck unit bench clean
 
 $(UV):
 	$(PY) -m pip install --user --quiet uv || $(PY) -m pip install --quiet uv
 
-$(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python 3.11
+$(STAMP): pyproject.toml uv.lock Makefile | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
 	@touch $(STAMP)
 
 env: $(STAMP)

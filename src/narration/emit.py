@@ -7,7 +7,7 @@ runtime data (it sanitizes and flags instead). Measure before and after changing
 from __future__ import annotations
 
 import sys
-from time import time_ns as _time_ns
+from time import time
 from types import CodeType
 from typing import Any
 
@@ -25,9 +25,14 @@ _CALLER_CACHE_CAP = 8192
 # its id cannot be reused while it is cached.
 _callers: dict[int, tuple[CodeType, str, str]] = {}
 _getframe = sys._getframe
-_rank = LEVEL_RANK
 _INFO = Level.INFO
-_rank_by_id = {id(level): rank for level, rank in LEVEL_RANK.items()}
+_INFO_RANK = LEVEL_RANK[_INFO]
+# Level members and their ranks keyed by the member's id: hashing an Enum member runs Python code.
+_levels_by_id = {id(level): (level, rank) for level, rank in LEVEL_RANK.items()}
+_time = time
+# Adding and subtracting 1.5 * 2**52 rounds a float below 2**52 to the nearest integer with two
+# float operations (no int object): microseconds since 1970 stay below 2**52 until 2112.
+_ROUND = 6755399441055744.0
 _routes = dispatcher.routes
 _valid_actions = VALID_ACTIONS
 
@@ -59,12 +64,14 @@ def n(
     the context's actor or the caller's top-level package. Returns the event, or None when its
     level is below the configured threshold.
     """
-    # Ranks are looked up by the member's id: hashing an Enum member runs Python code.
-    rank = _rank_by_id.get(id(level))
-    if rank is None:
-        rank = _level_rank(level, fields)
-    if rank < dispatcher.min_rank:
-        return None
+    if level is _INFO:
+        if dispatcher.min_rank > _INFO_RANK:
+            return None
+        member = _INFO
+    else:
+        member, rank = _levels_by_id.get(id(level)) or _parse_level(level, fields)
+        if rank < dispatcher.min_rank:
+            return None
     if type(action) is not str or type(message) is not str:
         action, message = _check_types(action, message)
     ctx = _current.get()
@@ -83,13 +90,14 @@ def n(
             fields["invalid_action"] = True
     if ctx.fields:
         fields = {**ctx.fields, **fields}
+    job_id = ctx.job_id
     event = NarrationEvent(
-        ts=_time_ns() // 1000 / 1e6,
-        level=level if type(level) is Level else _as_level(level, fields),
+        ts=((_time() * 1e6 + _ROUND) - _ROUND) / 1e6,  # Unix seconds, rounded to microseconds
+        level=member,
         actor=ctx.actor or info[1],
         action=action,
         human=message,
-        job_id=ctx.job_id,
+        job_id=job_id,
         correlation_id=ctx.correlation_id,
         trace_id=ctx.trace_id,
         span_id=ctx.span_id,
@@ -99,8 +107,8 @@ def n(
     if target is not None or cute is not None or story is not None:
         event = _with_variants(event, target, cute, story)
     # Dispatch, inlined (this is the hottest line of the library): job log, then sinks.
-    if event.job_id is not None:
-        route = _routes.get(event.job_id)
+    if job_id is not None:
+        route = _routes.get(job_id)
         if route is None:
             dispatcher.unrouted += 1
         else:
@@ -151,17 +159,14 @@ def _with_variants(
     )
 
 
-def _as_level(level: object, fields: dict[str, Any]) -> Level:
-    """`level` as a Level; an unknown one becomes INFO and is flagged rather than raising."""
+def _parse_level(level: object, fields: dict[str, Any]) -> tuple[Level, int]:
+    """`level` (a name, any case) as a Level and its rank; an unknown one is INFO, flagged."""
     try:
-        return Level.parse(level)  # type: ignore[arg-type]
+        member = Level.parse(level)  # type: ignore[arg-type]
     except (ValueError, TypeError):
         fields["invalid_level"] = repr(level)[:64]
-        return _INFO
-
-
-def _level_rank(level: object, fields: dict[str, Any]) -> int:
-    return _rank[_as_level(level, fields)]
+        member = _INFO
+    return member, LEVEL_RANK[member]
 
 
 def _check_types(action: object, message: object) -> tuple[str, str]:
