@@ -3,11 +3,12 @@ SHELL := /bin/bash
 PY ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv
-STAMP := $(VENV)/.synced
 # The interpreter: the distribution's CPython 3.11 when there is one (Debian builds it with PGO
 # and LTO, linked statically: ~20% faster than a plain source build such as pyenv's default),
-# else any 3.11 uv finds. Override with `make PYTHON=3.11 ...` (or a path).
+# else any 3.11 uv finds. Override with `make PYTHON=3.11 ...` (a version or a path).
 PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) 3.11)
+# One stamp per interpreter choice, so choosing another one re-syncs the environment.
+STAMP := $(VENV)/.synced-$(subst /,_,$(PYTHON))
 
 .PHONY: env demo test lint typecheck unit bench clean
 
@@ -16,7 +17,7 @@ $(UV):
 
 $(STAMP): pyproject.toml uv.lock Makefile | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
-	@touch $(STAMP)
+	@rm -f $(VENV)/.synced-* && touch $(STAMP)
 
 env: $(STAMP)
 

@@ -95,6 +95,7 @@ def machine() -> dict[str, Any]:
         "ram_gib": ram,
         "os": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "interpreter": os.path.realpath(sys.executable),  # which build: see PERFORMANCE.md
         "packages": versions,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git": _git(),
@@ -242,7 +243,8 @@ def _machine_block(data: dict[str, Any]) -> list[str]:
     loads = f"{m['load_average'][0]:.2f} before, {m.get('load_average_after', ['?'])[0]} after"
     return [
         f"Measured {m['date']} on **{m['cpu']}**, {m['cores']} cores, {m['ram_gib']} GiB RAM, "
-        f"{m['os']}, {m['python']} (commit {m['git']}); 1-minute load average {loads}. "
+        f"{m['os']}, {m['python']} ({m.get('interpreter', 'interpreter not recorded')}; "
+        f"commit {m['git']}); 1-minute load average {loads}. "
         f"Whole suite: {data['seconds']:.0f} s.",
         "",
         f"Versions: {versions}.",
