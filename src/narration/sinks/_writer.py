@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -27,7 +28,10 @@ class _FlushMarker:
 class BackgroundWriter(Generic[T]):
     """Queue items from any thread; a daemon thread hands them to `write` in batches.
 
-    `put` is a deque append plus, only when the writer sleeps, one Event.set. When more than
+    `put` is a deque append plus, only when the writer sleeps, a wake-up token put into a
+    `queue.SimpleQueue`: both are single C calls that take no Python-level lock, so `put` is
+    safe where a lock is not (a signal handler or `__del__` running `n()` on a thread that was
+    itself inside `put`; a `threading.Event.set` there could deadlock). When more than
     `capacity` items wait, new ones are counted as dropped and `on_drop(count)` is called by
     the writer so the loss is reported, never silent. Flushed at interpreter exit.
     """
@@ -44,7 +48,7 @@ class BackgroundWriter(Generic[T]):
         self._on_drop = on_drop
         self._capacity = capacity
         self._items: deque[T | _FlushMarker] = deque()
-        self._wake = threading.Event()
+        self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._sleeping = False
         self._closed = False
         self.dropped = 0
@@ -61,7 +65,7 @@ class BackgroundWriter(Generic[T]):
         else:
             self._items.append(item)
         if self._sleeping:
-            self._wake.set()
+            self._wake.put(None)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is written; False if `timeout` passed first."""
@@ -71,7 +75,7 @@ class BackgroundWriter(Generic[T]):
         # exact, where an "idle" flag could be set by a writer that looked just before `put`.
         marker = _FlushMarker()
         self._items.append(marker)
-        self._wake.set()
+        self._wake.put(None)
         return marker.done.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
@@ -80,7 +84,7 @@ class BackgroundWriter(Generic[T]):
             return
         self.flush(timeout)
         self._closed = True
-        self._wake.set()
+        self._wake.put(None)
         self._thread.join(timeout)
         atexit.unregister(self.close)
 
@@ -94,10 +98,11 @@ class BackgroundWriter(Generic[T]):
             if self._closed:
                 return
             self._sleeping = True
-            if not items:
-                self._wake.wait()
+            if not items and not self._closed:
+                self._wake.get()
             self._sleeping = False
-            self._wake.clear()
+            while not self._wake.empty():  # spare tokens: the loop re-checks the items anyway
+                self._wake.get_nowait()
 
     def _write_batch(self, batch: list[T | _FlushMarker]) -> None:
         """Write the items, and release each flush marker once the items before it are out."""
