@@ -56,7 +56,10 @@ class MemoryEventLog(EventLog):
     """A bounded in-memory log whose events are kept as their SSE frames, back to back.
 
     `append` (any thread) queues the event under a short lock and wakes readers through ONE
-    shared future, whatever their number. Events are encoded once each, in order, on the
+    shared future, whatever their number. The lock is re-entrant and every section marks the
+    log busy, so an `n()` that re-enters from a signal handler or finalizer on a thread that
+    is mid-way through this log never waits for itself: its event is set aside and appended
+    right after (see `_defer`). Events are encoded once each, in order, on the
     event loop: by the first reader, or by a callback scheduled once per `_ENCODE_BATCH`
     appends, so few stay unencoded. A frame costs its bytes plus an 8-byte offset (frames sit
     in exact-size chunks of about 64 KiB), and a read of many events is a slice or two. Past
@@ -65,6 +68,7 @@ class MemoryEventLog(EventLog):
 
     __slots__ = (
         "_base_id",
+        "_busy",
         "_bytes",
         "_chunk_starts",
         "_chunks",
@@ -76,6 +80,7 @@ class MemoryEventLog(EventLog):
         "_next_id",
         "_offsets",
         "_pending",
+        "_reentered",
         "_tail",
         "_tail_start",
         "_terminal",
@@ -92,7 +97,9 @@ class MemoryEventLog(EventLog):
     def __init__(self, job_id: str, limits: LogLimits | None = None) -> None:
         self.job_id = job_id
         self.limits = limits or LogLimits()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._busy = False  # a section of this log is running (the lock is held)
+        self._reentered: deque[NarrationEvent] | None = None  # see `_defer`
         # Encoded frames, ids _base_id + i for i in [_head, len(_offsets) - 1): frame i spans
         # [_offsets[i], _offsets[i + 1]) of one byte stream, kept as sealed, exact-size chunks
         # (`_chunks`, starting at `_chunk_starts`) and an open `_tail` starting at `_tail_start`.
@@ -128,24 +135,31 @@ class MemoryEventLog(EventLog):
 
     def append(self, event: NarrationEvent) -> None:
         with self._lock:
-            if self._terminal is not None:
-                self.late += 1
+            if self._busy:  # this thread re-entered, mid-way through a section of this log
+                self._defer(event)
                 return
-            pending = self._pending
-            if pending is None:
-                pending = self._pending = deque()
-            pending.append(event)
-            self._bytes += _estimate(event)
-            self._next_id += 1
-            if self._next_id - self._base_id - self._head > self.limits.max_events or (
-                self._bytes > self.limits.max_bytes
-            ):
-                self._drop_oldest()
-            waiter = self._waiter
-            self._waiter = None
-            schedule = len(pending) >= _ENCODE_BATCH and not self._encode_scheduled
-            if schedule:
-                self._encode_scheduled = True
+            self._busy = True
+            try:
+                if self._terminal is not None:
+                    self.late += 1
+                    return
+                pending = self._pending
+                if pending is None:
+                    pending = self._pending = deque()
+                pending.append(event)
+                self._bytes += _estimate(event)
+                self._next_id += 1
+                if self._next_id - self._base_id - self._head > self.limits.max_events or (
+                    self._bytes > self.limits.max_bytes
+                ):
+                    self._drop_oldest()
+                waiter = self._waiter
+                self._waiter = None
+                schedule = len(pending) >= _ENCODE_BATCH and not self._encode_scheduled
+                if schedule:
+                    self._encode_scheduled = True
+            finally:
+                self._busy = False
         if waiter is not None:
             self._wake(waiter)
         if schedule:
@@ -153,13 +167,19 @@ class MemoryEventLog(EventLog):
 
     def seal(self, state: str, error: str | None) -> None:
         """Append the terminal event for `state`; later appends are counted as `late`."""
+        if self._reentered:
+            self._append_reentered()
         with self._lock:
-            if self._terminal is not None:
-                return
-            self._terminal_id = self._next_id
-            self._terminal = terminal_frame(self._next_id, self.job_id, state, error)
-            waiter = self._waiter
-            self._waiter = None
+            self._busy = True
+            try:
+                if self._terminal is not None:
+                    return
+                self._terminal_id = self._next_id
+                self._terminal = terminal_frame(self._next_id, self.job_id, state, error)
+                waiter = self._waiter
+                self._waiter = None
+            finally:
+                self._busy = False
         if waiter is not None:
             self._wake(waiter)
 
@@ -171,7 +191,7 @@ class MemoryEventLog(EventLog):
 
     def retained(self) -> tuple[int, int]:
         """(events retained, bytes retained: exact for encoded ones, estimated for the rest)."""
-        with self._lock:
+        with self._lock:  # two plain reads: a re-entering append cannot tear them apart
             return self._next_id - self._first_id, self._bytes
 
     async def read(self, after: int, timeout: float) -> ReadResult:
@@ -185,26 +205,36 @@ class MemoryEventLog(EventLog):
 
     def _take(self, after: int) -> ReadResult:
         """Frames after `after` available now (event loop thread only)."""
+        if self._reentered:
+            self._append_reentered()
         if self._pending:  # read without the lock: what arrives meanwhile is seen next time
             self.encode_pending()
         with self._lock:
-            frames: list[bytes] = []
-            terminal_id = self._terminal_id
-            if terminal_id is not None and after >= terminal_id:
-                return ReadResult(frames, after, True)
-            first_id = self._first_id
-            if after < first_id - 1:
-                frames.append(gap_frame(first_id - 1 - after, first_id))
-                after = first_id - 1
-            start = self._head + (after + 1 - first_id)
-            end = min(len(self._offsets) - 1, start + _READ_BATCH)
-            if end > start:
-                frames.extend(self._slice(self._offsets[start], self._offsets[end]))
-                after += end - start
-            done = terminal_id is not None and after == terminal_id - 1
-            if done:
-                frames.append(self._terminal)  # type: ignore[arg-type]
-                after = terminal_id  # type: ignore[assignment]
+            self._busy = True
+            try:
+                return self._take_locked(after)
+            finally:
+                self._busy = False
+
+    def _take_locked(self, after: int) -> ReadResult:
+        """`_take` with the lock held and the log marked busy."""
+        frames: list[bytes] = []
+        terminal_id = self._terminal_id
+        if terminal_id is not None and after >= terminal_id:
+            return ReadResult(frames, after, True)
+        first_id = self._first_id
+        if after < first_id - 1:
+            frames.append(gap_frame(first_id - 1 - after, first_id))
+            after = first_id - 1
+        start = self._head + (after + 1 - first_id)
+        end = min(len(self._offsets) - 1, start + _READ_BATCH)
+        if end > start:
+            frames.extend(self._slice(self._offsets[start], self._offsets[end]))
+            after += end - start
+        done = terminal_id is not None and after == terminal_id - 1
+        if done:
+            frames.append(self._terminal)  # type: ignore[arg-type]
+            after = terminal_id  # type: ignore[assignment]
         return ReadResult(frames, after, done)
 
     def encode_pending(self) -> None:
@@ -216,24 +246,34 @@ class MemoryEventLog(EventLog):
         self._encode_scheduled = False
         while True:
             with self._lock:
-                pending = self._pending
-                if not pending:
-                    self._pending = None
-                    return
-                tail, offsets = self._tail, self._offsets
-                event_id = self._base_id + len(offsets) - 1
-                for _ in range(min(len(pending), _ENCODE_SLICE)):
-                    event = pending.popleft()
-                    frame = event_frame(event_id, event)
-                    tail += frame
-                    offsets.append(self._tail_start + len(tail))
-                    self._bytes += len(frame) - _estimate(event)
-                    event_id += 1
-                if len(tail) >= _CHUNK_BYTES:  # seal it: an exact-size copy, no growth slack
-                    self._chunks.append(bytes(tail))
-                    self._chunk_starts.append(self._tail_start)
-                    self._tail_start += len(tail)
-                    self._tail = bytearray()
+                self._busy = True
+                try:
+                    if not self._encode_slice():
+                        return
+                finally:
+                    self._busy = False
+
+    def _encode_slice(self) -> bool:
+        """Encode up to `_ENCODE_SLICE` queued events (lock held); False when none were left."""
+        pending = self._pending
+        if not pending:
+            self._pending = None
+            return False
+        tail, offsets = self._tail, self._offsets
+        event_id = self._base_id + len(offsets) - 1
+        for _ in range(min(len(pending), _ENCODE_SLICE)):
+            event = pending.popleft()
+            frame = event_frame(event_id, event)
+            tail += frame
+            offsets.append(self._tail_start + len(tail))
+            self._bytes += len(frame) - _estimate(event)
+            event_id += 1
+        if len(tail) >= _CHUNK_BYTES:  # seal it: an exact-size copy, no growth slack
+            self._chunks.append(bytes(tail))
+            self._chunk_starts.append(self._tail_start)
+            self._tail_start += len(tail)
+            self._tail = bytearray()
+        return True
 
     def _slice(self, start: int, end: int) -> list[bytes]:
         """The bytes of the frame stream in [start, end), as pieces (lock held)."""
@@ -265,14 +305,40 @@ class MemoryEventLog(EventLog):
     def _arm_waiter(self, after: int) -> asyncio.Future[None] | None:
         """The future the next append resolves; None if something arrived meanwhile."""
         with self._lock:
-            if self._next_id - 1 > after or self._terminal is not None:
-                return None
-            if self._waiter is None:
-                loop = asyncio.get_running_loop()
-                self._waiter = loop.create_future()
-                self._waiter_loop = loop
-                self._waiter_thread = threading.get_ident()
-            return self._waiter
+            self._busy = True
+            try:
+                if self._next_id - 1 > after or self._terminal is not None:
+                    return None
+                if self._waiter is None:
+                    loop = asyncio.get_running_loop()
+                    self._waiter = loop.create_future()
+                    self._waiter_loop = loop
+                    self._waiter_thread = threading.get_ident()
+                return self._waiter
+            finally:
+                self._busy = False
+
+    def _defer(self, event: NarrationEvent) -> None:
+        """Set aside an event whose `append` re-entered this log on the same thread.
+
+        That happens when a signal handler or a finalizer calls `n()` while its thread is
+        inside a section of this log; waiting for the lock would wait for itself. The event
+        is appended by a callback on the log's loop, or else by the next read or `seal`
+        (one C-level deque append and a self-pipe write: safe in a signal handler).
+        """
+        deferred = self._reentered
+        if deferred is None:
+            deferred = self._reentered = deque()
+        deferred.append(event)
+        loop = self._loop or self._waiter_loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._append_reentered)
+
+    def _append_reentered(self) -> None:
+        """Append the events `_defer` set aside, in the order they came."""
+        deferred = self._reentered
+        while deferred:
+            self.append(deferred.popleft())
 
     def _wake(self, waiter: asyncio.Future[None]) -> None:
         loop = self._waiter_loop
