@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections import deque
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from narration import n, narration_context
+from narration.dispatch import dispatcher
 from narration.events import Level, NarrationEvent
 from narration.operations import Operation
 from narration.store import JobRecord, ReadResult, open_store
@@ -276,3 +279,43 @@ async def test_cancel_on_a_replica_that_does_not_run_the_job(redis_url: str) -> 
         assert (await b.http.delete(f"/v1/jobs/{job_id}")).status_code == 409
         unknown = "job-00000000-0000-4000-8000-00000000dead"
         assert (await b.http.delete(f"/v1/jobs/{unknown}")).status_code == 404
+
+
+async def test_an_append_that_re_enters_the_store_is_set_aside_not_awaited(
+    redis_url: str,
+) -> None:
+    """`n()` re-entering the store's append on its own thread (as a signal handler may) waits
+    for nothing: its event is set aside and appended by a loop callback right after."""
+    store = store_for(redis_url)
+    rec, log = await running_job(store)
+
+    class NarratingQueue(deque[Any]):
+        def append(self, item: Any) -> None:  # runs inside RedisEventLog.append's section
+            super().append(item)
+            if isinstance(item[2], NarrationEvent) and item[2].action == "outer":
+                n("inner", "Narrated from inside append")
+
+    store._pending = NarratingQueue(store._pending)
+    dispatcher.add_route(rec.job_id, log.append)
+    try:
+        with narration_context(job_id=rec.job_id):
+            n("outer", "Narrated first")
+            assert log.count() == 1
+            await asyncio.sleep(0)  # the loop's callback appends the one set aside
+            assert log.count() == 2
+            n("last", "Narrated last")
+    finally:
+        dispatcher.remove_route(rec.job_id)
+    rec.state, rec.finished_at = "completed", time.time()
+    await store.finish(rec, log)
+    result = await log.read(0, 0.5)
+    frames = parse_frames(b"".join(result.frames).decode())
+    assert [(frame["event"], frame["id"]) for frame in frames] == [
+        ("narration", "1"),
+        ("narration", "2"),
+        ("narration", "3"),
+        ("done", "4"),
+    ]
+    assert [frame["data"].get("action") for frame in frames[:3]] == ["outer", "inner", "last"]
+    assert (log.late, log.dropped, log.lost) == (0, 0, 0)
+    await store.close()

@@ -22,6 +22,7 @@ from narration import NarrationEvent, n, narration_context
 from narration.dispatch import dispatcher
 from narration.sinks._writer import QueuedSink
 from narration.store import LogLimits, MemoryEventLog, memory
+from narration.testing import capture
 
 pytestmark = pytest.mark.skipif(
     not hasattr(signal, "setitimer"), reason="needs signal.setitimer (POSIX)"
@@ -89,6 +90,14 @@ def test_n_in_a_signal_handler_during_n_loses_nothing_at_a_sink(sink: Recording)
     assert sink.written.count("from_main") == in_main
     assert sink.written.count("from_handler") == in_handler
     assert len(sink.written) == in_main + in_handler
+
+
+def test_n_in_a_signal_handler_during_n_loses_nothing_in_a_capture() -> None:
+    with capture() as cap:
+        in_main, in_handler = emit_while_interrupted(100_000, min_interrupts=10)
+    actions = [event.action for event in cap.events]
+    assert actions.count("from_main") == in_main
+    assert actions.count("from_handler") == in_handler
 
 
 async def read_all(log: MemoryEventLog) -> list[tuple[str, int, bytes]]:

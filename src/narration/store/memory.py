@@ -337,8 +337,9 @@ class MemoryEventLog(EventLog):
     def _append_reentered(self) -> None:
         """Append the events `_defer` set aside, in the order they came."""
         deferred = self._reentered
-        while deferred:
-            self.append(deferred.popleft())
+        if deferred:
+            for _ in range(len(deferred)):  # those set aside so far: never loops on itself
+                self.append(deferred.popleft())
 
     def _wake(self, waiter: asyncio.Future[None]) -> None:
         loop = self._waiter_loop

@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from hashlib import sha1
 from typing import Any, ClassVar, ParamSpec, TypeVar
@@ -400,18 +400,25 @@ class RedisEventLog(EventLog):
     def append(self, event: NarrationEvent) -> None:
         store = self._store
         with store._lock:
-            if self._sealed or store._closed:
-                self.late += 1
+            if store._busy:  # this thread re-entered, mid-way through a section of the store
+                store._defer(self, event)
                 return
-            self._last_id += 1
-            self._queued += 1
-            pending = store._pending
-            pending.append((self, self._last_id, event))
-            if len(pending) > store.options.max_pending:
-                store._drop_oldest()
-            if not store._idle:
-                return
-            store._idle = False
+            store._busy = True
+            try:
+                if self._sealed or store._closed:
+                    self.late += 1
+                    return
+                self._last_id += 1
+                self._queued += 1
+                pending = store._pending
+                pending.append((self, self._last_id, event))
+                if len(pending) > store.options.max_pending:
+                    store._drop_oldest()
+                if not store._idle:
+                    return
+                store._idle = False
+            finally:
+                store._busy = False
         store._kick()
 
     async def read(self, after: int, timeout: float) -> ReadResult:
@@ -479,8 +486,12 @@ class RedisStore(Store):
         raw = _raw_reply
         for command in ("XREAD", "HMGET", "EVALSHA", "ZREVRANGE"):
             self._client.set_response_callback(command, raw)
-        # Writer state, shared with emitting threads under _lock.
-        self._lock = threading.Lock()
+        # Writer state, shared with emitting threads under _lock. The lock is re-entrant and
+        # the sections that change counters mark the store busy: an `n()` re-entering from a
+        # signal handler or finalizer mid-section is set aside (`_defer`), never awaited.
+        self._lock = threading.RLock()
+        self._busy = False
+        self._reentered: deque[tuple[RedisEventLog, NarrationEvent]] = deque()
         self._pending: deque[_Item] = deque()
         self._idle = True  # the writer waits for a kick
         self._closed = False
@@ -557,6 +568,30 @@ class RedisStore(Store):
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing will be written
             loop.call_soon_threadsafe(wake.set)
 
+    def _defer(self, log: RedisEventLog, event: NarrationEvent) -> None:
+        """Set aside an append that re-entered a section on its own thread; a loop callback
+        appends it right after (a C-level deque append and a self-pipe write)."""
+        self._reentered.append((log, event))
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._append_reentered)
+
+    def _append_reentered(self) -> None:
+        reentered = self._reentered
+        for _ in range(len(reentered)):  # those set aside so far (never loops on itself)
+            log, event = reentered.popleft()
+            log.append(event)
+
+    @contextlib.contextmanager
+    def _section(self) -> Iterator[None]:
+        """Hold the lock with the store marked busy (for sections that change counters)."""
+        with self._lock:
+            self._busy = True
+            try:
+                yield
+            finally:
+                self._busy = False
+
     def _drop_oldest(self) -> None:
         """Drop queued events beyond `max_pending`, oldest first (called with _lock held)."""
         pending, limit = self._pending, self.options.max_pending
@@ -574,19 +609,15 @@ class RedisStore(Store):
             await wake.wait()
             wake.clear()
             while True:
-                with self._lock:
-                    pending = self._pending
-                    if not pending:
-                        self._idle = True
-                        break
-                    size = min(len(pending), _WRITE_BATCH)
-                    batch = [pending.popleft() for _ in range(size)]
+                batch = self._take_batch()
+                if not batch:
+                    break
                 try:
                     written = await self._write(batch)
                 except Exception:  # a bug must not stop the writer: count and go on
                     logger.exception("narration: writing events to Redis failed")
                     written = True
-                    with self._lock:
+                    with self._section():
                         for log, _, _ in batch:
                             log._queued -= 1
                             log.lost += 1
@@ -594,23 +625,33 @@ class RedisStore(Store):
                 if written:
                     delay = 0.05
                     continue
-                with self._lock:  # put the batch back in front; keep the buffer bounded
+                with self._section():  # put the batch back in front; keep the buffer bounded
                     self._pending.extendleft(reversed(batch))
                     self._drop_oldest()
                 self._signal_progress()
                 if self._closed:
-                    with self._lock:
-                        self._drop_all()
+                    self._drop_all()
                     continue
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
+    def _take_batch(self) -> list[_Item]:
+        """The next batch to write, oldest first; empty (and the writer idle) when none."""
+        with self._lock:
+            pending = self._pending
+            if not pending:
+                self._idle = True
+                return []
+            return [pending.popleft() for _ in range(min(len(pending), _WRITE_BATCH))]
+
     def _drop_all(self) -> None:
-        while self._pending:
-            log, _, _ = self._pending.popleft()
-            log._queued -= 1
-            log.dropped += 1
-            self.dropped += 1
+        """Count every queued event as dropped (the store is closing)."""
+        with self._section():
+            while self._pending:
+                log, _, _ = self._pending.popleft()
+                log._queued -= 1
+                log.dropped += 1
+                self.dropped += 1
 
     async def _write(self, batch: list[_Item]) -> bool:
         """Write `batch` in one pipelined round trip; False when Redis is unreachable."""
@@ -648,20 +689,21 @@ class RedisStore(Store):
             except _UNREACHABLE as exc:
                 self._note_failure(exc)
             return False  # retried at once: the scripts skip what was written
-        with self._lock:
+        refused: list[tuple[str, Exception]] = []
+        with self._section():
             for log, result in zip(logs, results, strict=True):
                 count = len(groups[log]) // 2
                 log._queued -= count
                 if isinstance(result, Exception):
                     if not log.lost:  # once per job: the rest is counted
-                        logger.error(
-                            "narration: Redis refused events of %s: %s", log.job_id, result
-                        )
+                        refused.append((log.job_id, result))
                     log.lost += count
                 elif result == -1:
                     log.lost += count
                 elif result == -2:
                     log.late += count
+        for job_id, error in refused:  # logged outside the lock: a handler may narrate
+            logger.error("narration: Redis refused events of %s: %s", job_id, error)
         return True
 
     def _signal_progress(self) -> None:
@@ -953,8 +995,7 @@ class RedisStore(Store):
                     self._progress = loop.create_future()
                 await asyncio.wait((self._progress,), timeout=0.25)
         self._closed = True
-        with self._lock:
-            self._drop_all()
+        self._drop_all()
         pending = {*self._tasks, *self._cancelling}
         for _ in range(100):
             if not pending:

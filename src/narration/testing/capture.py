@@ -19,7 +19,7 @@ class CapturedEvents(EventTap):
 
     def __init__(self) -> None:
         self._events: list[NarrationEvent] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: n() may run in a signal handler
         self._changed = threading.Condition(self._lock)
 
     def on_event(self, event: NarrationEvent) -> None:
