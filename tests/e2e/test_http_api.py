@@ -294,3 +294,30 @@ async def test_streams_work_when_the_app_is_mounted_under_a_prefix() -> None:
     finally:
         server.should_exit = True
         await task
+
+
+async def test_an_unhandled_error_is_a_json_500_with_the_correlation_id() -> None:
+    from narration.ids import valid_correlation_id
+    from narration.server import create_app, make_server
+
+    app = create_app()
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("kaput")
+
+    server = make_server(app, "127.0.0.1", 0)
+    task = await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
+            named = await http.get("/boom", headers={"X-Correlation-Id": "req-boom-1"})
+            unnamed = await http.get("/boom")
+    finally:
+        server.should_exit = True
+        await task
+    assert _error(named) == (500, "internal_error")
+    assert named.json()["error"]["message"] == "internal server error (RuntimeError)"
+    assert named.headers["X-Correlation-Id"] == "req-boom-1"
+    assert _error(unnamed) == (500, "internal_error")
+    generated = unnamed.headers["X-Correlation-Id"]
+    assert valid_correlation_id(generated) == generated

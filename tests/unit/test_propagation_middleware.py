@@ -78,7 +78,10 @@ async def test_tracestate_and_parent_job_reach_the_app_only_for_that_request() -
     [(ctx, outgoing, state)] = app.seen
     assert ctx.trace_id == TRACE and ctx.span_id != SPAN
     assert outgoing["tracestate"] == "congo=t61rcWkgMzE,rojo=00f0"
-    assert state == {"narration_parent_job_id": "job-parent"}
+    assert state == {
+        "narration_parent_job_id": "job-parent",
+        "narration_correlation_id": ctx.correlation_id,
+    }
     assert "tracestate" not in outgoing_headers(NarrationContext(trace_id=TRACE, span_id=SPAN))
 
 

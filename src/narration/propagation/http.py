@@ -53,6 +53,8 @@ __all__ = [
 CORRELATION_HEADER = "X-Correlation-Id"
 PARENT_JOB_HEADER = "X-Parent-Job-Id"
 PARENT_JOB_STATE_KEY = "narration_parent_job_id"
+# The request's correlation id, for handlers that answer outside the middleware (a 500).
+CORRELATION_STATE_KEY = "narration_correlation_id"
 
 _CORRELATION = b"x-correlation-id"
 _TRACEPARENT = b"traceparent"
@@ -123,8 +125,10 @@ class NarrationMiddleware:
         else:
             trace_id, _parent_span, state = incoming
         parent_job = valid_correlation_id(parent_job)
+        request_state = scope.setdefault("state", {})
+        request_state[CORRELATION_STATE_KEY] = correlation
         if parent_job is not None:
-            scope.setdefault("state", {})[PARENT_JOB_STATE_KEY] = parent_job
+            request_state[PARENT_JOB_STATE_KEY] = parent_job
         # A request is not part of whatever job the server was started in: no job id. (The
         # constructor, not dataclasses.replace: this runs on every request.)
         base = _current.get()

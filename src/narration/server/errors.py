@@ -8,6 +8,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ..propagation.http import CORRELATION_HEADER, CORRELATION_STATE_KEY
+
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
 
 _CODES = {
@@ -18,6 +20,7 @@ _CODES = {
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
+    500: "internal_error",
     503: "unavailable",
 }
 
@@ -59,10 +62,24 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
 
 
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """An unhandled exception: a JSON 500 that still names the request's correlation id.
+
+    Starlette calls this from its outermost middleware, after the narration middleware has
+    unwound, so the id comes from the request state the middleware left.
+    """
+    correlation = request.scope.get("state", {}).get(CORRELATION_STATE_KEY)
+    headers = {CORRELATION_HEADER: correlation} if correlation else None
+    return error_response(
+        500, "internal_error", f"internal server error ({type(exc).__name__})", headers
+    )
+
+
 def install_error_handlers(app: Any) -> None:
     """Make FastAPI answer every error, its own included, in the JSON error format."""
     from fastapi.exceptions import RequestValidationError
 
+    app.add_exception_handler(Exception, _internal_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
