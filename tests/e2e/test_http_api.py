@@ -321,3 +321,22 @@ async def test_an_unhandled_error_is_a_json_500_with_the_correlation_id() -> Non
     assert _error(unnamed) == (500, "internal_error")
     generated = unnamed.headers["X-Correlation-Id"]
     assert valid_correlation_id(generated) == generated
+
+
+async def test_the_stream_route_is_in_the_openapi_schema(
+    narration_harness: NarrationTestHarness,
+) -> None:
+    response = await narration_harness.http.get("/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert set(paths) == {
+        "/v1/jobs",
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/stream",
+        "/health",
+    }
+    stream = paths["/v1/jobs/{job_id}/stream"]["get"]
+    assert set(stream["responses"]) == {"200", "204", "400", "404"}
+    assert "text/event-stream" in stream["responses"]["200"]["content"]
+    assert [p["name"] for p in stream["parameters"]] == ["job_id", "after", "Last-Event-ID"]
+    assert response.json()["components"]["schemas"]["Error"]["required"] == ["error"]

@@ -23,7 +23,7 @@ from ..store import LogLimits, Store, StoreUnavailable, open_store
 from .errors import ApiError, error_response, install_error_handlers
 from .settings import ServerSettings
 from .sse import StreamRegistry
-from .stream_route import StreamRoute
+from .stream_route import StreamRoute, document_stream_route
 
 __all__ = ["ServerState", "create_app"]
 
@@ -92,6 +92,7 @@ def create_app(
     app.state.narration = state
     app.add_middleware(NarrationMiddleware)
     app.add_middleware(StreamRoute, state=state)  # outermost: streams skip per-request layers
+    document_stream_route(app)
     install_error_handlers(app)
 
     async def store_unavailable(_: Request, exc: Exception) -> Response:
