@@ -79,6 +79,19 @@ async def test_open_store_picks_redis_and_url_options_win_over_env() -> None:
         RedisOptions.from_url("redis://h/0?lease_ttl=abc", environ={})
 
 
+async def test_a_servers_retention_reaches_the_redis_store_unless_the_url_says_otherwise() -> None:
+    from narration.server import create_app
+
+    env = {"NARRATION_RETENTION_S": "9"}
+    assert RedisOptions.from_url("redis://h/0", env, retention_s=30)[1].retention_s == 30.0
+    assert RedisOptions.from_url("redis://h/0?retention=5", env, 30)[1].retention_s == 5.0
+    app = create_app(store="redis://127.0.0.1:1/0", retention_s=42)
+    backend = app.state.narration.store
+    assert isinstance(backend, RedisStore)
+    assert backend.options.retention_s == 42.0  # also what an "owner lost" job is kept for
+    await backend.close()
+
+
 async def test_outage_buffers_then_drops_with_an_exact_gap(redis_server: RedisServer) -> None:
     proxy = await TcpProxy.start(redis_server.port)
     harness = await NarrationTestHarness.start(store=proxy.url(max_pending=50))

@@ -62,7 +62,11 @@ def create_app(
     elif overrides:
         settings = replace(settings, **overrides)
     limits = LogLimits(settings.max_events, settings.max_bytes)
-    backend = store if isinstance(store, Store) else open_store(store or settings.store, limits)
+    backend = (
+        store
+        if isinstance(store, Store)
+        else open_store(store or settings.store, limits, settings.retention_s)
+    )
 
     async def status(_: Any, job: Job) -> None:
         n("status", "Server is up; {} job(s) running", manager.running, running=manager.running)

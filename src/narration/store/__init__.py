@@ -16,12 +16,18 @@ __all__ = [
 ]
 
 
-def open_store(url: str | None, limits: LogLimits | None = None) -> Store:
-    """The store named by `url`: None or `memory://` for memory, `redis://...` for Redis."""
+def open_store(
+    url: str | None, limits: LogLimits | None = None, retention_s: float | None = None
+) -> Store:
+    """The store named by `url`: None or `memory://` for memory, `redis://...` for Redis.
+
+    `retention_s` (a server's setting) is how long Redis keeps a job its owner could not
+    expire itself; a `retention` key in the URL overrides it.
+    """
     if not url or url.startswith("memory:"):
         return MemoryStore(limits)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from .redis import RedisStore  # optional backend, imported only when asked for
 
-        return RedisStore(url, limits)
+        return RedisStore(url, limits, retention_s=retention_s)
     raise ValueError(f"unknown store URL {url!r}; use memory:// or redis://host:port/db")

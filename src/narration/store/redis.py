@@ -286,7 +286,8 @@ class RedisOptions:
     - `max_pending` [`max_pending`, `NARRATION_REDIS_MAX_PENDING`]: events buffered while
       Redis is unreachable, before the oldest are dropped (and reported as a gap).
     - `retention_s` [`retention`, `NARRATION_RETENTION_S`]: how long a finished job is kept
-      when no `expire()` follows (owner lost, or Redis unreachable at that moment).
+      when no `expire()` follows (owner lost, or Redis unreachable at that moment). A server
+      passes its own `retention_s` setting, which the URL's `retention` still overrides.
     - `reaper`: look for jobs of dead owners (always on in servers; tests turn it off).
     """
 
@@ -310,13 +311,18 @@ class RedisOptions:
     }
 
     @classmethod
-    def from_url(cls, url: str, environ: dict[str, str] | None = None) -> tuple[str, RedisOptions]:
-        """(the URL without narration's query keys, the options from env then the URL)."""
+    def from_url(
+        cls, url: str, environ: dict[str, str] | None = None, retention_s: float | None = None
+    ) -> tuple[str, RedisOptions]:
+        """(the URL without narration's query keys, the options: env, then `retention_s`
+        when given, then the URL's query keys, each overriding the one before)."""
         env = os.environ if environ is None else environ
         values: dict[str, str] = {}
         for name, field in cls._ENV.items():
             if env.get(name):
                 values[field] = env[name]
+        if retention_s is not None:
+            values["retention_s"] = repr(float(retention_s))
         parts = urlsplit(url)
         kept: list[tuple[str, str]] = []
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -465,8 +471,9 @@ class RedisStore(Store):
         options: RedisOptions | None = None,
         replica: str | None = None,
         environ: dict[str, str] | None = None,
+        retention_s: float | None = None,
     ) -> None:
-        clean_url, from_url = RedisOptions.from_url(url, environ)
+        clean_url, from_url = RedisOptions.from_url(url, environ, retention_s)
         self.url = clean_url
         self.options = options or from_url
         self.limits = limits or LogLimits()
