@@ -332,3 +332,55 @@ async def test_an_append_that_re_enters_the_store_is_set_aside_not_awaited(
     assert [frame["data"].get("action") for frame in frames[:3]] == ["outer", "inner", "last"]
     assert (log.late, log.dropped, log.lost) == (0, 0, 0)
     await store.close()
+
+
+async def _clients(raw: aioredis.Redis) -> list[dict[str, str]]:
+    listing = await raw.execute_command("CLIENT", "LIST")
+    text = listing.decode() if isinstance(listing, bytes) else str(listing)
+    return [dict(part.split("=", 1) for part in line.split()) for line in text.splitlines()]
+
+
+async def _until(check: Any, what: str, timeout: float = 10.0) -> None:
+    """Poll `check()` (Redis's client list has no event to wait on), bounded by `timeout`."""
+    for _ in range(int(timeout / 0.02)):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    assert await check(), what
+
+
+async def test_caught_up_readers_share_one_blocked_redis_connection(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """60 streams of 4 quiet jobs: one XREAD blocks for all, and every event still arrives."""
+    harness = await NarrationTestHarness.start(store=redis_url)
+    try:
+        jobs = [await harness.submit_job(Operation.hive_list()) for _ in range(4)]
+        streams = [harness.get_sse_stream(job_id) for job_id in jobs for _ in range(15)]
+        for stream in streams:
+            stream.open()
+
+        async def all_open() -> bool:
+            health = (await harness.http.get("/health")).json()
+            return bool(health["streams_open"] == 60)
+
+        async def parked() -> bool:
+            blocked = [c for c in await _clients(raw) if c["cmd"] == "xread" and "b" in c["flags"]]
+            return len(blocked) == 1  # the shared tail alone
+
+        await _until(all_open, "60 streams open")
+        await _until(parked, "only the shared tail blocked in XREAD")
+        # At most 32 readers in a short block of their own, plus the tail, the writer, the lease
+        # keeper and the cancel inbox: before the tail, one connection per waiting reader (60+).
+        assert len(await _clients(raw)) <= 45
+        for job_id in jobs:
+            emit(harness, job_id, 3)
+            await harness.complete_job(job_id)
+        for index, stream in enumerate(streams):
+            events = await stream.collect_until_done(timeout=10)
+            assert [event.id for event in events] == [1, 2, 3], index
+            assert stream.terminal is not None and stream.terminal.state == "completed"
+        for stream in streams:
+            await stream.close()
+    finally:
+        await harness.stop()

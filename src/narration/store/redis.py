@@ -58,6 +58,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..events import NarrationEvent, encode_event
 from ..wire import TERMINAL_EVENTS, event_frame_from_json, gap_frame, terminal_data
 from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailable
+from .redis_tail import StreamTail
 
 __all__ = ["RedisEventLog", "RedisOptions", "RedisStore"]
 
@@ -88,6 +89,8 @@ _FINAL = frozenset({"completed", "failed", "cancelled"})
 _READ_BATCH = 2048  # entries per XREAD
 _WRITE_BATCH = 8192  # queued events per pipelined write
 _BLOCK_CHUNK_S = 5.0  # longest single XREAD BLOCK (below the socket timeout)
+_SHORT_BLOCK_S = 0.05  # a reader's own XREAD BLOCK before it waits on the shared tail
+_MAX_SHORT_BLOCKS = 32  # readers in such a block at once (each holds a pooled connection)
 # A dead owner's job ends within _LEASE_SPAN + 1.2 * _REAP_EVERY = 0.8 of lease_ttl_s; a live
 # owner keeps its jobs through stalls of up to _LEASE_SPAN - _RENEW_EVERY = 0.5 of it.
 _LEASE_SPAN = 0.70  # a renewal is valid this fraction of lease_ttl_s
@@ -481,18 +484,27 @@ class RedisStore(Store):
         self._prefix = self.options.prefix
         self._jobs_key = self._prefix + "jobs"
         self._leases_key = self._prefix + "leases"
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            clean_url,
-            protocol=2,
-            decode_responses=False,
-            socket_timeout=_BLOCK_CHUNK_S + 5.0,
-            socket_connect_timeout=2.0,
-            retry=Retry(NoBackoff(), 1),
-            health_check_interval=0,
+        connection: dict[str, Any] = {
+            "protocol": 2,
+            "decode_responses": False,
+            "socket_timeout": _BLOCK_CHUNK_S + 5.0,
+            "socket_connect_timeout": 2.0,
+            "retry": Retry(NoBackoff(), 1),
+            "health_check_interval": 0,
+        }
+        self._client: aioredis.Redis = aioredis.Redis.from_url(clean_url, **connection)
+        tail_client = aioredis.Redis.from_url(
+            clean_url, single_connection_client=True, **connection
         )
         raw = _raw_reply
-        for command in ("XREAD", "HMGET", "EVALSHA", "ZREVRANGE"):
-            self._client.set_response_callback(command, raw)
+        for client in (self._client, tail_client):
+            for command in ("XREAD", "HMGET", "EVALSHA", "ZREVRANGE"):
+                client.set_response_callback(command, raw)
+        # Readers that caught up wait here, on one shared connection, not on one each.
+        self._short_blocks = 0
+        self._tail = StreamTail(
+            tail_client, self._command, self._key("tail:", self.replica), _UNREACHABLE
+        )
         # Writer state, shared with emitting threads under _lock. The lock is re-entrant and
         # the sections that change counters mark the store busy: an `n()` re-entering from a
         # signal handler or finalizer mid-section is set aside (`_defer`), never awaited.
@@ -740,14 +752,19 @@ class RedisStore(Store):
     # ---------------------------------------------------------------- reading
 
     async def _read(self, log: RedisEventLog, after: int, timeout: float) -> ReadResult:
+        """Entries after `after`: a short blocking XREAD of its own (a busy stream's next events
+        come within it), then, caught up, a wait on the shared tail that holds no connection."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0.0)
+        waited = False
         while True:
             remaining = deadline - loop.time()
             command: list[Any] = ["XREAD", "COUNT", _READ_BATCH]
-            if remaining > 0:
-                block = max(1, int(min(remaining, _BLOCK_CHUNK_S) * 1000))
+            short_block = remaining > 0 and not waited and self._short_blocks < _MAX_SHORT_BLOCKS
+            if short_block:  # bounded: each holds a pooled connection while it blocks
+                block = max(1, int(min(remaining, _SHORT_BLOCK_S) * 1000))
                 command += ["BLOCK", block]
+                self._short_blocks += 1
             command += ["STREAMS", log._log_key, b"%d-0" % after]
             try:
                 reply = await self._command(*command)
@@ -758,16 +775,21 @@ class RedisStore(Store):
                     return ReadResult([], after, False)
                 await asyncio.sleep(min(remaining, 0.5))
                 continue
+            finally:
+                if short_block:
+                    self._short_blocks -= 1
             if self._down_since is not None:
                 self._note_ok()
             if reply:
                 return self._frames(log, after, reply[0][1])
-            if deadline - loop.time() <= 0:
-                if remaining > 0 and not await self._exists(log._job_key):
+            left = deadline - loop.time()
+            if left <= 0:
+                if timeout > 0 and not await self._exists(log._job_key):
                     # Forgotten by Redis (flushed, restarted without persistence): end the
                     # stream instead of waiting forever; a resume then answers 404.
                     return ReadResult([], after, True)
                 return ReadResult([], after, False)
+            waited = await self._tail.wait(log._log_key, after, min(left, _BLOCK_CHUNK_S))
 
     async def _exists(self, key: str) -> bool:
         try:
@@ -1013,6 +1035,7 @@ class RedisStore(Store):
                 task.cancel()
             _, pending = await asyncio.wait(pending, timeout=0.1)
         self._tasks.clear()
+        await self._tail.close()
         await self._client.aclose()
 
     def health(self) -> dict[str, Any]:

@@ -1,0 +1,136 @@
+"""One blocking XREAD per replica for every job stream a reader here is waiting on.
+
+A reader that has caught up with its job's stream would otherwise sit in `XREAD BLOCK` on a
+connection of its own, so 10,000 watchers of quiet jobs would hold 10,000 Redis connections.
+Instead it registers here (`wait`) and holds none: one task, on one dedicated connection,
+blocks on all the waited-for streams at once, from each stream's lowest waiting cursor, and
+wakes the readers whose cursor an entry passed. When a reader asks for a stream the pending
+XREAD does not cover, a tiny per-replica "poke" stream, part of every XREAD, is appended to,
+which ends the XREAD so the next one covers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+__all__ = ["StreamTail"]
+
+logger = logging.getLogger("narration.store.redis")
+
+_BLOCK_MS = 5_000  # longest XREAD BLOCK (below the connection's socket timeout)
+_POKE_TTL_MS = 600_000  # the poke stream outlives a replica that died by at most this
+_RETRY_S = 0.5  # pause after Redis could not be reached
+
+
+def _entry_id(raw: bytes) -> int:
+    return int(raw.partition(b"-")[0])
+
+
+class StreamTail:
+    """Wakes readers of Redis streams from one shared, blocking XREAD."""
+
+    def __init__(
+        self,
+        tail_client: aioredis.Redis,
+        command: Callable[..., Any],
+        poke_key: str,
+        unreachable: tuple[type[BaseException], ...],
+    ) -> None:
+        self._client = tail_client  # used by the tail task alone: it blocks
+        self._command = command  # the store's pooled connections, for pokes
+        self._poke_key = poke_key
+        self._unreachable = unreachable
+        self._waiters: dict[str, dict[asyncio.Future[None], int]] = {}
+        self._covered: dict[str, int] | None = None  # what the pending XREAD watches
+        self._poke_seen = b"0-0"
+        self._work = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def wait(self, key: str, after: int, timeout: float) -> bool:
+        """Wait until stream `key` has an entry past `after`; False after `timeout` s."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="narration-redis-tail")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(key, {})
+        waiters[future] = after
+        try:
+            covered = self._covered
+            if covered is not None and covered.get(key, after + 1) > after:
+                await self._poke()  # the pending XREAD would not see it: end that one
+            self._work.set()
+            async with asyncio.timeout(timeout):
+                await future
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            del waiters[future]
+            if not waiters and self._waiters.get(key) is waiters:
+                del self._waiters[key]
+
+    async def close(self) -> None:
+        """Stop the tail task, remove the poke stream, disconnect."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(*self._unreachable):
+            await self._command("DEL", self._poke_key)
+        await self._client.aclose()
+
+    async def _poke(self) -> None:
+        try:
+            await self._command("XADD", self._poke_key, "MAXLEN", "1", "*", "p", "1")
+            await self._command("PEXPIRE", self._poke_key, _POKE_TTL_MS)
+        except self._unreachable:
+            pass  # the tail's own XREAD fails as well and starts over
+
+    async def _run(self) -> None:
+        while True:
+            if not self._waiters:
+                self._work.clear()
+                await self._work.wait()
+                continue
+            # From each stream's lowest cursor among readers not woken yet (a woken one leaves
+            # once it runs; until then it would only end the next XREAD at once, for nothing).
+            covered: dict[str, int] = {}
+            for key, waiters in self._waiters.items():
+                cursors = [after for future, after in waiters.items() if not future.done()]
+                if cursors:
+                    covered[key] = min(cursors)
+            if not covered:
+                self._work.clear()
+                await self._work.wait()
+                continue
+            command: list[Any] = ["XREAD", "COUNT", 1, "BLOCK", _BLOCK_MS, "STREAMS"]
+            command += [self._poke_key, *covered, self._poke_seen]
+            command += [b"%d-0" % after for after in covered.values()]
+            self._covered = covered
+            try:
+                reply = await self._client.execute_command(*command)  # type: ignore[no-untyped-call]
+            except self._unreachable:
+                self._covered = None
+                await asyncio.sleep(_RETRY_S)
+                continue
+            except Exception:  # a bug must not leave readers unwoken: they time out and poll
+                logger.exception("narration: the Redis stream tail failed")
+                self._covered = None
+                await asyncio.sleep(_RETRY_S)
+                continue
+            self._covered = None
+            for raw_key, entries in reply or ():
+                key = raw_key.decode()
+                if key == self._poke_key:
+                    self._poke_seen = entries[-1][0]
+                    continue
+                newest = _entry_id(entries[-1][0])
+                for future, after in self._waiters.get(key, {}).items():
+                    if after < newest and not future.done():
+                        future.set_result(None)
