@@ -353,7 +353,8 @@ async def test_caught_up_readers_share_one_blocked_redis_connection(
     redis_url: str, raw: aioredis.Redis
 ) -> None:
     """60 streams of 4 quiet jobs: one XREAD blocks for all, and every event still arrives."""
-    harness = await NarrationTestHarness.start(store=redis_url)
+    # A pool of 12 (the default is 64), to show the bound with few streams.
+    harness = await NarrationTestHarness.start(store=f"{redis_url}&max_connections=12")
     try:
         jobs = [await harness.submit_job(Operation.hive_list()) for _ in range(4)]
         streams = [harness.get_sse_stream(job_id) for job_id in jobs for _ in range(15)]
@@ -370,9 +371,13 @@ async def test_caught_up_readers_share_one_blocked_redis_connection(
 
         await _until(all_open, "60 streams open")
         await _until(parked, "only the shared tail blocked in XREAD")
-        # At most 32 readers in a short block of their own, plus the tail, the writer, the lease
-        # keeper and the cancel inbox: before the tail, one connection per waiting reader (60+).
-        assert len(await _clients(raw)) <= 45
+        # The pool's 12, the tail's and this test's own: before the tail and the bounded pool,
+        # one connection per waiting reader (60 and more).
+        assert len(await _clients(raw)) <= 12 + 1 + 1
+        store = harness.state.store
+        assert isinstance(store, RedisStore)
+        poke_key = store._key("tail:", store.replica)
+        assert 0 < await raw.pttl(poke_key) <= 600_000  # a dead replica's poke stream expires
         for job_id in jobs:
             emit(harness, job_id, 3)
             await harness.complete_job(job_id)
@@ -384,3 +389,4 @@ async def test_caught_up_readers_share_one_blocked_redis_connection(
             await stream.close()
     finally:
         await harness.stop()
+    assert await raw.exists(poke_key) == 0  # removed on close

@@ -90,7 +90,7 @@ _READ_BATCH = 2048  # entries per XREAD
 _WRITE_BATCH = 8192  # queued events per pipelined write
 _BLOCK_CHUNK_S = 5.0  # longest single XREAD BLOCK (below the socket timeout)
 _SHORT_BLOCK_S = 0.05  # a reader's own XREAD BLOCK before it waits on the shared tail
-_MAX_SHORT_BLOCKS = 32  # readers in such a block at once (each holds a pooled connection)
+_POOL_CONNECTIONS = 64  # Redis connections per replica, besides the shared tail's
 # A dead owner's job ends within _LEASE_SPAN + 1.2 * _REAP_EVERY = 0.8 of lease_ttl_s; a live
 # owner keeps its jobs through stalls of up to _LEASE_SPAN - _RENEW_EVERY = 0.5 of it.
 _LEASE_SPAN = 0.70  # a renewal is valid this fraction of lease_ttl_s
@@ -492,10 +492,17 @@ class RedisStore(Store):
             "retry": Retry(NoBackoff(), 1),
             "health_check_interval": 0,
         }
-        self._client: aioredis.Redis = aioredis.Redis.from_url(clean_url, **connection)
+        # A bounded pool: a burst of readers waits a moment for a connection rather than
+        # opening one each (the URL's `max_connections` overrides the default).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            clean_url, max_connections=_POOL_CONNECTIONS, timeout=10.0, **connection
+        )
+        self._client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         tail_client = aioredis.Redis.from_url(
             clean_url, single_connection_client=True, **connection
         )
+        # Readers in a short block of their own at once: each holds a pooled connection.
+        self._max_short_blocks = max(1, min(32, pool.max_connections // 2))
         raw = _raw_reply
         for client in (self._client, tail_client):
             for command in ("XREAD", "HMGET", "EVALSHA", "ZREVRANGE"):
@@ -760,8 +767,10 @@ class RedisStore(Store):
         while True:
             remaining = deadline - loop.time()
             command: list[Any] = ["XREAD", "COUNT", _READ_BATCH]
-            short_block = remaining > 0 and not waited and self._short_blocks < _MAX_SHORT_BLOCKS
-            if short_block:  # bounded: each holds a pooled connection while it blocks
+            short_block = (
+                remaining > 0 and not waited and self._short_blocks < self._max_short_blocks
+            )
+            if short_block:
                 block = max(1, int(min(remaining, _SHORT_BLOCK_S) * 1000))
                 command += ["BLOCK", block]
                 self._short_blocks += 1

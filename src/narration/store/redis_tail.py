@@ -49,6 +49,7 @@ class StreamTail:
         self._waiters: dict[str, dict[asyncio.Future[None], int]] = {}
         self._covered: dict[str, int] | None = None  # what the pending XREAD watches
         self._poke_seen = b"0-0"
+        self._expiry_set = -float("inf")  # loop time the poke stream's expiry was last set
         self._work = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -88,7 +89,10 @@ class StreamTail:
     async def _poke(self) -> None:
         try:
             await self._command("XADD", self._poke_key, "MAXLEN", "1", "*", "p", "1")
-            await self._command("PEXPIRE", self._poke_key, _POKE_TTL_MS)
+            now = asyncio.get_running_loop().time()
+            if now - self._expiry_set > _POKE_TTL_MS / 10_000:  # refresh every tenth of it
+                self._expiry_set = now
+                await self._command("PEXPIRE", self._poke_key, _POKE_TTL_MS)
         except self._unreachable:
             pass  # the tail's own XREAD fails as well and starts over
 
