@@ -11,7 +11,11 @@ runs here and reads the job's SSE stream over a real socket. Per store:
   emitter's own rate (events appended per second, reported by the job's last event)
   [target >= 50,000 events/s through Redis];
 - latency: one job emits at a steady rate, every event carrying its emit time `t_ns`; emit ->
-  parsed by the client, p50 / p99 / max in ms.
+  parsed by the client, p50 / p99 / max in ms;
+- idle streams (Redis only): 1,000 SSE clients watch one quiet job; once all are open and
+  caught up, the Redis connections the server holds are counted (`CLIENT LIST`), then the job
+  is cancelled and the time until every client has its `cancelled` terminal is measured (one
+  stream entry waking 1,000 waiting readers through the replica's shared tail).
 
 Every stream is checked: ids 1..N in order, no gap, one `done` terminal.
 """
@@ -29,6 +33,7 @@ from typing import Any
 
 import httpx
 import msgspec
+import redis.asyncio as aioredis
 
 from narration import n
 from narration.services.launch import ServiceProcess
@@ -48,6 +53,8 @@ _YIELD_EVERY = 256
 async def _produce(operation: Any, job: Any) -> None:
     """The benchmark job: prompt "fast N" or "paced N RATE" (events per second)."""
     mode, *numbers = operation.prompt.split()
+    if mode == "idle":  # quiet until cancelled
+        await asyncio.Event().wait()
     count = int(numbers[0])
     started = time.perf_counter()
     if mode == "fast":
@@ -205,6 +212,72 @@ async def _measure(store: str, quick: bool) -> dict[str, Any]:
     return result
 
 
+async def _idle_streams(store: str, redis_port: int, count: int) -> dict[str, Any]:
+    """`count` clients on one quiet job: Redis connections held, then the wake-up time."""
+    server = _server(store, max_events=1000).start()
+    problems: list[str] = []
+    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
+    watcher = aioredis.Redis(port=redis_port)
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits) as http:
+            await server.wait_healthy_async(30.0)
+            body = {"operation": "infer", "hive_id": "bench", "model": "bench", "prompt": "idle"}
+            response = await http.post(server.url + "/v1/jobs", json=body)
+            response.raise_for_status()
+            job_id = response.json()["job_id"]
+            ended: list[float] = []
+
+            async def watch() -> None:
+                stream = _Stream(False)
+                url = f"{server.url}/v1/jobs/{job_id}/stream"
+                async with http.stream("GET", url) as sse:
+                    async for chunk in sse.aiter_raw():
+                        stream.feed(chunk, 0)
+                        if stream.terminal is not None:
+                            break
+                ended.append(time.perf_counter())
+                if stream.terminal != "cancelled":
+                    problems.append(f"terminal {stream.terminal!r}")
+
+            watchers = [asyncio.create_task(watch()) for _ in range(count)]
+            for _ in range(600):  # bounded polls: nothing to wait on but the server's count
+                health = (await http.get(server.url + "/health")).json()
+                if health["streams_open"] >= count:
+                    break
+                await asyncio.sleep(0.1)
+            blocked = count
+            for _ in range(100):  # until only the tail blocks (each had a 50 ms block first)
+                clients = await _redis_clients(watcher)
+                blocked = sum(1 for c in clients if c["cmd"] == "xread" and "b" in c["flags"])
+                if blocked <= 1:
+                    break
+                await asyncio.sleep(0.05)
+            held = len(clients) - 1  # not this watcher's own
+            started = time.perf_counter()
+            (await http.delete(f"{server.url}/v1/jobs/{job_id}")).raise_for_status()
+            await asyncio.wait_for(asyncio.gather(*watchers), 60)
+    finally:
+        await watcher.aclose()
+        server.stop(grace=15.0)
+        server.remove_log()
+    waits = sorted(end - started for end in ended)
+    return {
+        "streams": count,
+        "streams_open": health["streams_open"],
+        "redis_connections": held,
+        "blocked_xreads": blocked,
+        "wake_all_ms": waits[-1] * 1000 if waits else None,
+        "wake_p50_ms": waits[len(waits) // 2] * 1000 if waits else None,
+        "problems": problems if len(ended) == count else [*problems, f"{len(ended)} ended"],
+    }
+
+
+async def _redis_clients(client: aioredis.Redis) -> list[dict[str, str]]:
+    listing = await client.execute_command("CLIENT", "LIST")
+    text = listing.decode() if isinstance(listing, bytes) else str(listing)
+    return [dict(part.split("=", 1) for part in line.split()) for line in text.splitlines()]
+
+
 def _check(stream: _Stream, expected: int) -> list[str]:
     problems = list(stream.errors)
     if stream.terminal != "done":
@@ -226,13 +299,17 @@ def run(quick: bool = False) -> dict[str, Any]:
             "redis": redis.url(prefix=f"bench-{os.getpid()}:"),
         }
         results = {name: asyncio.run(_measure(url, quick)) for name, url in stores.items()}
+        idle = asyncio.run(_idle_streams(stores["redis"], redis.port, 100 if quick else 1000))
     finally:
         redis.stop()
+    if idle["problems"]:
+        results["redis"]["problems"] += [f"idle streams: {p}" for p in idle["problems"]]
     through_redis = results["redis"]["events_per_s"]
     return {
         "quick": quick,
         **results,
         "redis_vs_memory": through_redis / results["memory"]["events_per_s"],
+        "redis_idle_streams": idle,
         "targets": {
             "redis_events_per_s_min": TARGET_EVENTS_PER_S,
             "redis_events_per_s_met": through_redis >= TARGET_EVENTS_PER_S,
@@ -261,6 +338,12 @@ def format_table(results: dict[str, Any]) -> str:
     lines.append(
         f"target >= {target['redis_events_per_s_min']:,.0f} events/s through Redis: "
         f"{'met' if target['redis_events_per_s_met'] else 'MISSED'}"
+    )
+    idle = results["redis_idle_streams"]
+    lines.append(
+        f"{idle['streams']:,} idle streams on Redis: {idle['redis_connections']} Redis "
+        f"connections held, {idle['blocked_xreads']} blocked XREAD; one entry woke all in "
+        f"{idle['wake_all_ms']:.0f} ms (median {idle['wake_p50_ms']:.0f} ms)"
     )
     if results["failures"]:
         lines.append(f"FAILURES: {results['failures']}")
