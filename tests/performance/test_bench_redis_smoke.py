@@ -20,3 +20,8 @@ def test_bench_redis_quick_run_reports_every_figure(redis_server: RedisServer) -
         latency = figures["latency"]
         assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
     assert results["targets"]["redis_events_per_s_min"] == 50_000
+    idle = results["redis_idle_streams"]
+    assert (idle["streams"], idle["streams_open"], idle["problems"]) == (100, 100, [])
+    assert idle["blocked_xreads"] == 1  # the shared tail alone
+    assert idle["redis_connections"] <= 65  # the pool's 64 and the tail's own
+    assert 0 < idle["wake_p50_ms"] <= idle["wake_all_ms"]
