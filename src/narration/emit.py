@@ -7,7 +7,7 @@ runtime data (it sanitizes and flags instead). Measure before and after changing
 from __future__ import annotations
 
 import sys
-from time import time
+from time import time as _time
 from types import CodeType
 from typing import Any
 
@@ -29,7 +29,6 @@ _INFO = Level.INFO
 _INFO_RANK = LEVEL_RANK[_INFO]
 # Level members and their ranks keyed by the member's id: hashing an Enum member runs Python code.
 _levels_by_id = {id(level): (level, rank) for level, rank in LEVEL_RANK.items()}
-_time = time
 # Adding and subtracting 1.5 * 2**52 rounds a float below 2**52 to the nearest integer with two
 # float operations (no int object): microseconds since 1970 stay below 2**52 until 2112.
 _ROUND = 6755399441055744.0

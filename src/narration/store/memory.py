@@ -191,7 +191,7 @@ class MemoryEventLog(EventLog):
 
     def retained(self) -> tuple[int, int]:
         """(events retained, bytes retained: exact for encoded ones, estimated for the rest)."""
-        with self._lock:  # two plain reads: a re-entering append cannot tear them apart
+        with self._lock:  # not marked busy: an append re-entering here only moves the pair on
             return self._next_id - self._first_id, self._bytes
 
     async def read(self, after: int, timeout: float) -> ReadResult:

@@ -663,7 +663,7 @@ class RedisStore(Store):
 
     def _take_batch(self) -> list[_Item]:
         """The next batch to write, oldest first; empty (and the writer idle) when none."""
-        with self._lock:
+        with self._section():  # busy: an append re-entering here must see _idle and kick
             pending = self._pending
             if not pending:
                 self._idle = True
