@@ -353,7 +353,7 @@ async def test_caught_up_readers_share_one_blocked_redis_connection(
     redis_url: str, raw: aioredis.Redis
 ) -> None:
     """60 streams of 4 quiet jobs: one XREAD blocks for all, and every event still arrives."""
-    # A pool of 12 (the default is 64), to show the bound with few streams.
+    # A read pool of 12 (the default is 48), to show the bound with few streams.
     harness = await NarrationTestHarness.start(store=f"{redis_url}&max_connections=12")
     try:
         jobs = [await harness.submit_job(Operation.hive_list()) for _ in range(4)]
@@ -371,9 +371,9 @@ async def test_caught_up_readers_share_one_blocked_redis_connection(
 
         await _until(all_open, "60 streams open")
         await _until(parked, "only the shared tail blocked in XREAD")
-        # The pool's 12, the tail's and this test's own: before the tail and the bounded pool,
-        # one connection per waiting reader (60 and more).
-        assert len(await _clients(raw)) <= 12 + 1 + 1
+        # The read pool's 12, the control pool's 16, the tail's and this test's own: before
+        # the tail and the bounded pools, one connection per waiting reader (60 and more).
+        assert len(await _clients(raw)) <= 12 + 16 + 1 + 1
         store = harness.state.store
         assert isinstance(store, RedisStore)
         poke_key = store._key("tail:", store.replica)

@@ -90,7 +90,8 @@ _READ_BATCH = 2048  # entries per XREAD
 _WRITE_BATCH = 8192  # queued events per pipelined write
 _BLOCK_CHUNK_S = 5.0  # longest single XREAD BLOCK (below the socket timeout)
 _SHORT_BLOCK_S = 0.05  # a reader's own XREAD BLOCK before it waits on the shared tail
-_POOL_CONNECTIONS = 64  # Redis connections per replica, besides the shared tail's
+_READ_CONNECTIONS = 48  # pooled connections for stream reads (URL `max_connections`)
+_CONTROL_CONNECTIONS = 16  # pooled connections for everything else: writes, leases, the API
 # A dead owner's job ends within _LEASE_SPAN + 1.2 * _REAP_EVERY = 0.8 of lease_ttl_s; a live
 # owner keeps its jobs through stalls of up to _LEASE_SPAN - _RENEW_EVERY = 0.5 of it.
 _LEASE_SPAN = 0.70  # a renewal is valid this fraction of lease_ttl_s
@@ -492,25 +493,35 @@ class RedisStore(Store):
             "retry": Retry(NoBackoff(), 1),
             "health_check_interval": 0,
         }
-        # A bounded pool: a burst of readers waits a moment for a connection rather than
-        # opening one each (the URL's `max_connections` overrides the default).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            clean_url, max_connections=_POOL_CONNECTIONS, timeout=10.0, **connection
+        # Bounded pools: a burst waits a moment for a connection rather than opening one each.
+        # Stream reads have their own (the URL's `max_connections` sets its size), so a burst
+        # of woken readers never delays a lease renewal, a write or an API call.
+        control_pool = aioredis.BlockingConnectionPool.from_url(
+            _without_query_key(clean_url, "max_connections"),
+            max_connections=_CONTROL_CONNECTIONS,
+            timeout=10.0,
+            **connection,
         )
-        self._client: aioredis.Redis = aioredis.Redis.from_pool(pool)
+        read_pool = aioredis.BlockingConnectionPool.from_url(
+            clean_url, max_connections=_READ_CONNECTIONS, timeout=10.0, **connection
+        )
+        self._client: aioredis.Redis = aioredis.Redis.from_pool(control_pool)
+        self._reader: aioredis.Redis = aioredis.Redis.from_pool(read_pool)
         tail_client = aioredis.Redis.from_url(
-            clean_url, single_connection_client=True, **connection
+            _without_query_key(clean_url, "max_connections"),
+            single_connection_client=True,
+            **connection,
         )
         # Readers in a short block of their own at once: each holds a pooled connection.
-        self._max_short_blocks = max(1, min(32, pool.max_connections // 2))
+        self._max_short_blocks = max(1, min(32, read_pool.max_connections // 2))
         raw = _raw_reply
-        for client in (self._client, tail_client):
+        for client in (self._client, self._reader, tail_client):
             for command in ("XREAD", "HMGET", "EVALSHA", "ZREVRANGE"):
                 client.set_response_callback(command, raw)
         # Readers that caught up wait here, on one shared connection, not on one each.
         self._short_blocks = 0
         self._tail = StreamTail(
-            tail_client, self._command, self._key("tail:", self.replica), _UNREACHABLE
+            tail_client, self._read_command, self._key("tail:", self.replica), _UNREACHABLE
         )
         # Writer state, shared with emitting threads under _lock. The lock is re-entrant and
         # the sections that change counters mark the store busy: an `n()` re-entering from a
@@ -554,6 +565,10 @@ class RedisStore(Store):
     async def _command(self, *args: Any) -> Any:
         """One Redis command, its reply as Redis sent it (bytes, lists, ints)."""
         return await self._client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    async def _read_command(self, *args: Any) -> Any:
+        """`_command` on the readers' own pool (stream reads, the tail's pokes)."""
+        return await self._reader.execute_command(*args)  # type: ignore[no-untyped-call]
 
     async def _eval(self, name: str, keys: Sequence[str], args: Iterable[Any]) -> Any:
         """Run a script by its sha, loading it first if this Redis does not know it."""
@@ -776,7 +791,7 @@ class RedisStore(Store):
                 self._short_blocks += 1
             command += ["STREAMS", log._log_key, b"%d-0" % after]
             try:
-                reply = await self._command(*command)
+                reply = await self._read_command(*command)
             except _UNREACHABLE as exc:
                 self._note_failure(exc)
                 remaining = deadline - loop.time()
@@ -802,7 +817,7 @@ class RedisStore(Store):
 
     async def _exists(self, key: str) -> bool:
         try:
-            return bool(await self._command("EXISTS", key))
+            return bool(await self._read_command("EXISTS", key))
         except _UNREACHABLE as exc:
             self._note_failure(exc)
             return True
@@ -1045,6 +1060,7 @@ class RedisStore(Store):
             _, pending = await asyncio.wait(pending, timeout=0.1)
         self._tasks.clear()
         await self._tail.close()
+        await self._reader.aclose()
         await self._client.aclose()
 
     def health(self) -> dict[str, Any]:
@@ -1139,6 +1155,13 @@ class RedisStore(Store):
 
 def _raw_reply(response: Any, **_: Any) -> Any:
     return response
+
+
+def _without_query_key(url: str, key: str) -> str:
+    """`url` without the query parameter `key`."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != key]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 _OPTIONAL = ("started_at", "finished_at", "error", "parent_job_id", "trace_id", "owner")
