@@ -521,7 +521,11 @@ class RedisStore(Store):
         # Readers that caught up wait here, on one shared connection, not on one each.
         self._short_blocks = 0
         self._tail = StreamTail(
-            tail_client, self._read_command, self._key("tail:", self.replica), _UNREACHABLE
+            tail_client,
+            self._read_command,
+            self._key("tail:", self.replica),
+            _UNREACHABLE,
+            batch=_READ_BATCH,
         )
         # Writer state, shared with emitting threads under _lock. The lock is re-entrant and
         # the sections that change counters mark the store busy: an `n()` re-entering from a
@@ -775,7 +779,8 @@ class RedisStore(Store):
 
     async def _read(self, log: RedisEventLog, after: int, timeout: float) -> ReadResult:
         """Entries after `after`: a short blocking XREAD of its own (a busy stream's next events
-        come within it), then, caught up, a wait on the shared tail that holds no connection."""
+        come within it), then, caught up, a wait on the shared tail, which holds no connection
+        and hands over the entries it read."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0.0)
         waited = False
@@ -813,7 +818,12 @@ class RedisStore(Store):
                     # stream instead of waiting forever; a resume then answers 404.
                     return ReadResult([], after, True)
                 return ReadResult([], after, False)
-            waited = await self._tail.wait(log._log_key, after, min(left, _BLOCK_CHUNK_S))
+            entries = await self._tail.wait(log._log_key, after, min(left, _BLOCK_CHUNK_S))
+            if entries:
+                result = self._frames(log, after, entries)
+                if result.frames or result.done:
+                    return result
+            waited = entries is not None
 
     async def _exists(self, key: str) -> bool:
         try:

@@ -4,7 +4,8 @@ A reader that has caught up with its job's stream would otherwise sit in `XREAD 
 connection of its own, so 10,000 watchers of quiet jobs would hold 10,000 Redis connections.
 Instead it registers here (`wait`) and holds none: one task, on one dedicated connection,
 blocks on all the waited-for streams at once, from each stream's lowest waiting cursor, and
-wakes the readers whose cursor an entry passed. When a reader asks for a stream the pending
+hands the entries it read to every reader whose cursor they pass: a job watched by 1,000
+readers costs one XREAD per wake-up, not 1,001. When a reader asks for a stream the pending
 XREAD does not cover, a tiny per-replica "poke" stream, part of every XREAD, is appended to,
 which ends the XREAD so the next one covers it.
 """
@@ -41,23 +42,26 @@ class StreamTail:
         command: Callable[..., Any],
         poke_key: str,
         unreachable: tuple[type[BaseException], ...],
+        batch: int,
     ) -> None:
         self._client = tail_client  # used by the tail task alone: it blocks
         self._command = command  # the store's pooled connections, for pokes
         self._poke_key = poke_key
         self._unreachable = unreachable
-        self._waiters: dict[str, dict[asyncio.Future[None], int]] = {}
+        self._batch = batch  # entries per stream per XREAD
+        self._waiters: dict[str, dict[asyncio.Future[list[Any]], int]] = {}
         self._covered: dict[str, int] | None = None  # what the pending XREAD watches
         self._poke_seen = b"0-0"
         self._expiry_set = -float("inf")  # loop time the poke stream's expiry was last set
         self._work = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def wait(self, key: str, after: int, timeout: float) -> bool:
-        """Wait until stream `key` has an entry past `after`; False after `timeout` s."""
+    async def wait(self, key: str, after: int, timeout: float) -> list[Any] | None:
+        """Entries of stream `key` (as XREAD gives them), at least one past `after`, once
+        there are; None after `timeout` s. Entries up to `after` may come first: skip them."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="narration-redis-tail")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         waiters = self._waiters.setdefault(key, {})
         waiters[future] = after
         try:
@@ -66,10 +70,9 @@ class StreamTail:
                 await self._poke()  # the pending XREAD would not see it: end that one
             self._work.set()
             async with asyncio.timeout(timeout):
-                await future
-            return True
+                return await future
         except TimeoutError:
-            return False
+            return None
         finally:
             del waiters[future]
             if not waiters and self._waiters.get(key) is waiters:
@@ -113,7 +116,7 @@ class StreamTail:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            command: list[Any] = ["XREAD", "COUNT", 1, "BLOCK", _BLOCK_MS, "STREAMS"]
+            command: list[Any] = ["XREAD", "COUNT", self._batch, "BLOCK", _BLOCK_MS, "STREAMS"]
             command += [self._poke_key, *covered, self._poke_seen]
             command += [b"%d-0" % after for after in covered.values()]
             self._covered = covered
@@ -137,4 +140,4 @@ class StreamTail:
                 newest = _entry_id(entries[-1][0])
                 for future, after in self._waiters.get(key, {}).items():
                     if after < newest and not future.done():
-                        future.set_result(None)
+                        future.set_result(entries)
