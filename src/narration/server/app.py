@@ -19,8 +19,8 @@ from ..jobs import Handler, Job, JobFinished, JobManager, JobState, NotAccepting
 from ..jobs import UnknownJob as UnknownJobError
 from ..operations import Operation, OperationError
 from ..propagation.http import NarrationMiddleware
-from ..store import LogLimits, Store, StoreUnavailable, open_store
-from .errors import ApiError, error_response, install_error_handlers
+from ..store import LogLimits, Store, open_store
+from .errors import ApiError, checked_job_id, install_error_handlers, unknown_job
 from .settings import ServerSettings
 from .sse import StreamRegistry
 from .stream_route import StreamRoute, document_stream_route
@@ -99,10 +99,6 @@ def create_app(
     document_stream_route(app)
     install_error_handlers(app)
 
-    async def store_unavailable(_: Request, exc: Exception) -> Response:
-        return error_response(503, "store_unavailable", str(exc), {"Retry-After": "1"})
-
-    app.add_exception_handler(StoreUnavailable, store_unavailable)
     _add_routes(app, state)
     return app
 
@@ -160,18 +156,18 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.get("/v1/jobs/{job_id}")
     async def get_job(job_id: str) -> Response:
-        record = await store.get(_checked_id(job_id))
+        record = await store.get(checked_job_id(job_id))
         if record is None:
-            raise _unknown(job_id)
+            raise unknown_job(job_id)
         log = await store.log(job_id)
         return JSONResponse(record.summary(log.count() if log else 0))
 
     @app.delete("/v1/jobs/{job_id}")
     async def cancel_job(job_id: str) -> Response:
         try:
-            record = await jobs.cancel(_checked_id(job_id))
+            record = await jobs.cancel(checked_job_id(job_id))
         except UnknownJobError:
-            raise _unknown(job_id) from None
+            raise unknown_job(job_id) from None
         except JobFinished as exc:
             raise ApiError(409, "job_finished", str(exc)) from None
         return JSONResponse({"job_id": record.job_id, "state": record.state})
@@ -187,16 +183,6 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
                 **store.health(),
             }
         )
-
-
-def _checked_id(job_id: str) -> str:
-    if not is_job_id(job_id):
-        raise ApiError(404, "unknown_job", f"{job_id[:80]!r} is not a job id (job-<uuid4>)")
-    return job_id
-
-
-def _unknown(job_id: str) -> ApiError:
-    return ApiError(404, "unknown_job", f"no job {job_id} here (unknown, or expired)")
 
 
 async def _read_json_body(request: Request, limit: int) -> Any:

@@ -8,9 +8,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ..ids import is_job_id
 from ..propagation.http import CORRELATION_HEADER, CORRELATION_STATE_KEY
+from ..store.base import StoreUnavailable
 
-__all__ = ["ApiError", "error_response", "install_error_handlers"]
+__all__ = [
+    "ApiError",
+    "checked_job_id",
+    "error_response",
+    "install_error_handlers",
+    "store_unavailable",
+    "unknown_job",
+]
 
 _CODES = {
     400: "bad_request",
@@ -43,6 +52,29 @@ def error_response(
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )
+
+
+def checked_job_id(job_id: str) -> str:
+    """`job_id` if it has the job id form; a 404 `ApiError` otherwise."""
+    if not is_job_id(job_id):
+        raise ApiError(404, "unknown_job", f"{job_id[:80]!r} is not a job id (job-<uuid4>)")
+    return job_id
+
+
+def unknown_job(job_id: str) -> ApiError:
+    """The 404 for a well-formed id that names no job here."""
+    return ApiError(404, "unknown_job", f"no job {job_id} here (unknown, or expired)")
+
+
+def store_unavailable(exc: Exception, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The 503 for a store outage (`StoreUnavailable`), asking the client to retry."""
+    return error_response(
+        503, "store_unavailable", str(exc), {**(headers or {}), "Retry-After": "1"}
+    )
+
+
+async def _store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    return store_unavailable(exc)
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
@@ -80,6 +112,7 @@ def install_error_handlers(app: Any) -> None:
     from fastapi.exceptions import RequestValidationError
 
     app.add_exception_handler(Exception, _internal_error)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -14,9 +14,10 @@ from urllib.parse import parse_qs
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..ids import is_job_id, new_correlation_id, valid_correlation_id
+from ..ids import new_correlation_id, valid_correlation_id
+from ..propagation.http import CORRELATION_HEADER
 from ..store.base import StoreUnavailable
-from .errors import ApiError, error_response
+from .errors import ApiError, checked_job_id, error_response, store_unavailable, unknown_job
 from .sse import EventStreamResponse, parse_cursor
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class StreamRoute:
             elif name == b"x-correlation-id":
                 correlation = value.decode("latin-1")
         correlation = valid_correlation_id(correlation) or new_correlation_id()
-        echo = {"X-Correlation-Id": correlation}
+        echo = {CORRELATION_HEADER: correlation}
         try:
             response = await self._open(scope, job_id, last_event_id, echo)
         except ApiError as exc:
@@ -63,9 +64,7 @@ class StreamRoute:
                 exc.status, exc.code, exc.message, {**echo, **(exc.headers or {})}
             )
         except StoreUnavailable as exc:
-            response = error_response(
-                503, "store_unavailable", str(exc), {**echo, "Retry-After": "1"}
-            )
+            response = store_unavailable(exc, echo)
         await response(scope, receive, send)
 
     async def _open(
@@ -76,11 +75,9 @@ class StreamRoute:
             raise ApiError(
                 405, "method_not_allowed", "a job stream is read with GET", {"Allow": "GET"}
             )
-        if not is_job_id(job_id):
-            raise ApiError(404, "unknown_job", f"{job_id[:80]!r} is not a job id (job-<uuid4>)")
-        log = await self.state.store.log(job_id)
+        log = await self.state.store.log(checked_job_id(job_id))
         if log is None:
-            raise ApiError(404, "unknown_job", f"no job {job_id} here (unknown, or expired)")
+            raise unknown_job(job_id)
         after = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("after", [None])[-1]
         try:
             cursor = parse_cursor(last_event_id, after)

@@ -10,6 +10,7 @@ from collections import deque
 
 from ..events import NarrationEvent
 from ..wire import event_frame, gap_frame, terminal_frame
+from ._reentry import ReentrySafe
 from .base import EventLog, JobRecord, LogLimits, ReadResult, Store
 
 __all__ = ["MemoryEventLog", "MemoryStore"]
@@ -52,14 +53,13 @@ async def _until(shared: asyncio.Future[None], timeout: float) -> None:
         shared.remove_done_callback(wake)
 
 
-class MemoryEventLog(EventLog):
+class MemoryEventLog(ReentrySafe, EventLog):
     """A bounded in-memory log whose events are kept as their SSE frames, back to back.
 
     `append` (any thread) queues the event under a short lock and wakes readers through ONE
-    shared future, whatever their number. The lock is re-entrant and every section marks the
-    log busy, so an `n()` that re-enters from a signal handler or finalizer on a thread that
-    is mid-way through this log never waits for itself: its event is set aside and appended
-    right after (see `_defer`). Events are encoded once each, in order, on the
+    shared future, whatever their number. An `n()` that re-enters from a signal handler or
+    finalizer on a thread mid-way through this log never waits for itself: its event is set
+    aside and appended right after (`ReentrySafe`). Events are encoded once each, in order, on the
     event loop: by the first reader, or by a callback scheduled once per `_ENCODE_BATCH`
     appends, so few stay unencoded. A frame costs its bytes plus an 8-byte offset (frames sit
     in exact-size chunks of about 64 KiB), and a read of many events is a slice or two. Past
@@ -67,6 +67,7 @@ class MemoryEventLog(EventLog):
     """
 
     __slots__ = (
+        "_aside",
         "_base_id",
         "_busy",
         "_bytes",
@@ -80,7 +81,6 @@ class MemoryEventLog(EventLog):
         "_next_id",
         "_offsets",
         "_pending",
-        "_reentered",
         "_tail",
         "_tail_start",
         "_terminal",
@@ -99,7 +99,7 @@ class MemoryEventLog(EventLog):
         self.limits = limits or LogLimits()
         self._lock = threading.RLock()
         self._busy = False  # a section of this log is running (the lock is held)
-        self._reentered: deque[NarrationEvent] | None = None  # see `_defer`
+        self._aside: deque[NarrationEvent] | None = None  # appends that re-entered a section
         # Encoded frames, ids _base_id + i for i in [_head, len(_offsets) - 1): frame i spans
         # [_offsets[i], _offsets[i + 1]) of one byte stream, kept as sealed, exact-size chunks
         # (`_chunks`, starting at `_chunk_starts`) and an open `_tail` starting at `_tail_start`.
@@ -136,9 +136,9 @@ class MemoryEventLog(EventLog):
     def append(self, event: NarrationEvent) -> None:
         with self._lock:
             if self._busy:  # this thread re-entered, mid-way through a section of this log
-                self._defer(event)
+                self._set_aside(event, self._loop or self._waiter_loop)
                 return
-            self._busy = True
+            self._busy = True  # `with self:` inlined: this is the emit path
             try:
                 if self._terminal is not None:
                     self.late += 1
@@ -167,19 +167,14 @@ class MemoryEventLog(EventLog):
 
     def seal(self, state: str, error: str | None) -> None:
         """Append the terminal event for `state`; later appends are counted as `late`."""
-        if self._reentered:
-            self._append_reentered()
-        with self._lock:
-            self._busy = True
-            try:
-                if self._terminal is not None:
-                    return
-                self._terminal_id = self._next_id
-                self._terminal = terminal_frame(self._next_id, self.job_id, state, error)
-                waiter = self._waiter
-                self._waiter = None
-            finally:
-                self._busy = False
+        self._replay_set_aside()
+        with self:
+            if self._terminal is not None:
+                return
+            self._terminal_id = self._next_id
+            self._terminal = terminal_frame(self._next_id, self.job_id, state, error)
+            waiter = self._waiter
+            self._waiter = None
         if waiter is not None:
             self._wake(waiter)
 
@@ -205,19 +200,13 @@ class MemoryEventLog(EventLog):
 
     def _take(self, after: int) -> ReadResult:
         """Frames after `after` available now (event loop thread only)."""
-        if self._reentered:
-            self._append_reentered()
+        self._replay_set_aside()
         if self._pending:  # read without the lock: what arrives meanwhile is seen next time
             self.encode_pending()
-        with self._lock:
-            self._busy = True
-            try:
-                return self._take_locked(after)
-            finally:
-                self._busy = False
+        with self:
+            return self._take_locked(after)
 
     def _take_locked(self, after: int) -> ReadResult:
-        """`_take` with the lock held and the log marked busy."""
         frames: list[bytes] = []
         terminal_id = self._terminal_id
         if terminal_id is not None and after >= terminal_id:
@@ -245,13 +234,9 @@ class MemoryEventLog(EventLog):
         """
         self._encode_scheduled = False
         while True:
-            with self._lock:
-                self._busy = True
-                try:
-                    if not self._encode_slice():
-                        return
-                finally:
-                    self._busy = False
+            with self:
+                if not self._encode_slice():
+                    return
 
     def _encode_slice(self) -> bool:
         """Encode up to `_ENCODE_SLICE` queued events (lock held); False when none were left."""
@@ -304,42 +289,18 @@ class MemoryEventLog(EventLog):
 
     def _arm_waiter(self, after: int) -> asyncio.Future[None] | None:
         """The future the next append resolves; None if something arrived meanwhile."""
-        with self._lock:
-            self._busy = True
-            try:
-                if self._next_id - 1 > after or self._terminal is not None:
-                    return None
-                if self._waiter is None:
-                    loop = asyncio.get_running_loop()
-                    self._waiter = loop.create_future()
-                    self._waiter_loop = loop
-                    self._waiter_thread = threading.get_ident()
-                return self._waiter
-            finally:
-                self._busy = False
+        with self:
+            if self._next_id - 1 > after or self._terminal is not None:
+                return None
+            if self._waiter is None:
+                loop = asyncio.get_running_loop()
+                self._waiter = loop.create_future()
+                self._waiter_loop = loop
+                self._waiter_thread = threading.get_ident()
+            return self._waiter
 
-    def _defer(self, event: NarrationEvent) -> None:
-        """Set aside an event whose `append` re-entered this log on the same thread.
-
-        That happens when a signal handler or a finalizer calls `n()` while its thread is
-        inside a section of this log; waiting for the lock would wait for itself. The event
-        is appended by a callback on the log's loop, or else by the next read or `seal`
-        (one C-level deque append and a self-pipe write: safe in a signal handler).
-        """
-        deferred = self._reentered
-        if deferred is None:
-            deferred = self._reentered = deque()
-        deferred.append(event)
-        loop = self._loop or self._waiter_loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._append_reentered)
-
-    def _append_reentered(self) -> None:
-        """Append the events `_defer` set aside, in the order they came."""
-        deferred = self._reentered
-        if deferred:
-            for _ in range(len(deferred)):  # those set aside so far: never loops on itself
-                self.append(deferred.popleft())
+    def _replay(self, item: NarrationEvent) -> None:
+        self.append(item)
 
     def _wake(self, waiter: asyncio.Future[None]) -> None:
         loop = self._waiter_loop
@@ -367,9 +328,8 @@ class MemoryEventLog(EventLog):
             self.dropped += 1
         self._head = head
         chunks = self._chunks
-        if chunks and self._chunk_starts[0] + len(chunks[0]) <= offsets[head]:
-            while chunks and self._chunk_starts[0] + len(chunks[0]) <= offsets[head]:
-                del chunks[0], self._chunk_starts[0]  # every frame in it was dropped
+        while chunks and self._chunk_starts[0] + len(chunks[0]) <= offsets[head]:
+            del chunks[0], self._chunk_starts[0]  # every frame in it was dropped
         if head > 4096 and head * 2 > len(offsets):  # offsets are absolute: just cut the front
             del offsets[:head]
             self._base_id += head

@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, replace
 from hashlib import sha1
 from typing import Any, ClassVar, ParamSpec, TypeVar
@@ -57,8 +57,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..events import NarrationEvent, encode_event
 from ..wire import TERMINAL_EVENTS, event_frame_from_json, gap_frame, terminal_data
+from ._reentry import ReentrySafe
 from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailable
-from .redis_tail import StreamTail
+from .redis_tail import StreamTail, stream_entry_id
 
 __all__ = ["RedisEventLog", "RedisOptions", "RedisStore"]
 
@@ -411,9 +412,9 @@ class RedisEventLog(EventLog):
         store = self._store
         with store._lock:
             if store._busy:  # this thread re-entered, mid-way through a section of the store
-                store._defer(self, event)
+                store._set_aside((self, event), store._loop)
                 return
-            store._busy = True
+            store._busy = True  # `with store:` inlined: this is the emit path
             try:
                 if self._sealed or store._closed:
                     self.late += 1
@@ -461,7 +462,7 @@ class RedisEventLog(EventLog):
 _Item = tuple[RedisEventLog, int, "NarrationEvent | bytes"]
 
 
-class RedisStore(Store):
+class RedisStore(ReentrySafe, Store):
     """Jobs and their logs in Redis, shared by every replica pointed at the same database."""
 
     flush_timeout_s = 10.0  # how long finish() waits for queued events before the terminal
@@ -496,8 +497,9 @@ class RedisStore(Store):
         # Bounded pools: a burst waits a moment for a connection rather than opening one each.
         # Stream reads have their own (the URL's `max_connections` sets its size), so a burst
         # of woken readers never delays a lease renewal, a write or an API call.
+        control_url = _without_query_key(clean_url, "max_connections")  # it sizes reads only
         control_pool = aioredis.BlockingConnectionPool.from_url(
-            _without_query_key(clean_url, "max_connections"),
+            control_url,
             max_connections=_CONTROL_CONNECTIONS,
             timeout=10.0,
             **connection,
@@ -508,9 +510,7 @@ class RedisStore(Store):
         self._client: aioredis.Redis = aioredis.Redis.from_pool(control_pool)
         self._reader: aioredis.Redis = aioredis.Redis.from_pool(read_pool)
         tail_client = aioredis.Redis.from_url(
-            _without_query_key(clean_url, "max_connections"),
-            single_connection_client=True,
-            **connection,
+            control_url, single_connection_client=True, **connection
         )
         # Readers in a short block of their own at once: each holds a pooled connection.
         self._max_short_blocks = max(1, min(32, read_pool.max_connections // 2))
@@ -529,10 +529,10 @@ class RedisStore(Store):
         )
         # Writer state, shared with emitting threads under _lock. The lock is re-entrant and
         # the sections that change counters mark the store busy: an `n()` re-entering from a
-        # signal handler or finalizer mid-section is set aside (`_defer`), never awaited.
+        # signal handler or finalizer mid-section is set aside (`ReentrySafe`), never awaited.
         self._lock = threading.RLock()
         self._busy = False
-        self._reentered: deque[tuple[RedisEventLog, NarrationEvent]] = deque()
+        self._aside: deque[tuple[RedisEventLog, NarrationEvent]] | None = None
         self._pending: deque[_Item] = deque()
         self._idle = True  # the writer waits for a kick
         self._closed = False
@@ -613,29 +613,9 @@ class RedisStore(Store):
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing will be written
             loop.call_soon_threadsafe(wake.set)
 
-    def _defer(self, log: RedisEventLog, event: NarrationEvent) -> None:
-        """Set aside an append that re-entered a section on its own thread; a loop callback
-        appends it right after (a C-level deque append and a self-pipe write)."""
-        self._reentered.append((log, event))
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._append_reentered)
-
-    def _append_reentered(self) -> None:
-        reentered = self._reentered
-        for _ in range(len(reentered)):  # those set aside so far (never loops on itself)
-            log, event = reentered.popleft()
-            log.append(event)
-
-    @contextlib.contextmanager
-    def _section(self) -> Iterator[None]:
-        """Hold the lock with the store marked busy (for sections that change counters)."""
-        with self._lock:
-            self._busy = True
-            try:
-                yield
-            finally:
-                self._busy = False
+    def _replay(self, item: tuple[RedisEventLog, NarrationEvent]) -> None:
+        log, event = item
+        log.append(event)
 
     def _drop_oldest(self) -> None:
         """Drop queued events beyond `max_pending`, oldest first (called with _lock held)."""
@@ -662,7 +642,7 @@ class RedisStore(Store):
                 except Exception:  # a bug must not stop the writer: count and go on
                     logger.exception("narration: writing events to Redis failed")
                     written = True
-                    with self._section():
+                    with self:
                         for log, _, _ in batch:
                             log._queued -= 1
                             log.lost += 1
@@ -670,7 +650,7 @@ class RedisStore(Store):
                 if written:
                     delay = 0.05
                     continue
-                with self._section():  # put the batch back in front; keep the buffer bounded
+                with self:  # put the batch back in front; keep the buffer bounded
                     self._pending.extendleft(reversed(batch))
                     self._drop_oldest()
                 self._signal_progress()
@@ -682,7 +662,7 @@ class RedisStore(Store):
 
     def _take_batch(self) -> list[_Item]:
         """The next batch to write, oldest first; empty (and the writer idle) when none."""
-        with self._section():  # busy: an append re-entering here must see _idle and kick
+        with self:  # busy: an append re-entering here must see _idle and kick
             pending = self._pending
             if not pending:
                 self._idle = True
@@ -691,7 +671,7 @@ class RedisStore(Store):
 
     def _drop_all(self) -> None:
         """Count every queued event as dropped (the store is closing)."""
-        with self._section():
+        with self:
             while self._pending:
                 log, _, _ = self._pending.popleft()
                 log._queued -= 1
@@ -735,7 +715,7 @@ class RedisStore(Store):
                 self._note_failure(exc)
             return False  # retried at once: the scripts skip what was written
         refused: list[tuple[str, Exception]] = []
-        with self._section():
+        with self:
             for log, result in zip(logs, results, strict=True):
                 count = len(groups[log]) // 2
                 log._queued -= count
@@ -837,7 +817,7 @@ class RedisStore(Store):
         frames: list[bytes] = []
         cursor = after
         for entry_id, fields in entries:
-            event_id = int(entry_id.partition(b"-")[0])
+            event_id = stream_entry_id(entry_id)
             if event_id <= cursor:
                 continue
             if event_id > cursor + 1:

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-__all__ = ["StreamTail"]
+__all__ = ["StreamTail", "stream_entry_id"]
 
 logger = logging.getLogger("narration.store.redis")
 
@@ -29,7 +29,8 @@ _POKE_TTL_MS = 600_000  # the poke stream outlives a replica that died by at mos
 _RETRY_S = 0.5  # pause after Redis could not be reached
 
 
-def _entry_id(raw: bytes) -> int:
+def stream_entry_id(raw: bytes) -> int:
+    """The event id of a job-log stream entry id (`b"42-0"` -> 42)."""
     return int(raw.partition(b"-")[0])
 
 
@@ -101,10 +102,6 @@ class StreamTail:
 
     async def _run(self) -> None:
         while True:
-            if not self._waiters:
-                self._work.clear()
-                await self._work.wait()
-                continue
             # From each stream's lowest cursor among readers not woken yet (a woken one leaves
             # once it runs; until then it would only end the next XREAD at once, for nothing).
             covered: dict[str, int] = {}
@@ -122,22 +119,19 @@ class StreamTail:
             self._covered = covered
             try:
                 reply = await self._client.execute_command(*command)  # type: ignore[no-untyped-call]
-            except self._unreachable:
-                self._covered = None
+            except Exception as exc:  # readers time out and read for themselves meanwhile
+                if not isinstance(exc, self._unreachable):
+                    logger.exception("narration: the Redis stream tail failed")
                 await asyncio.sleep(_RETRY_S)
                 continue
-            except Exception:  # a bug must not leave readers unwoken: they time out and poll
-                logger.exception("narration: the Redis stream tail failed")
+            finally:
                 self._covered = None
-                await asyncio.sleep(_RETRY_S)
-                continue
-            self._covered = None
             for raw_key, entries in reply or ():
                 key = raw_key.decode()
                 if key == self._poke_key:
                     self._poke_seen = entries[-1][0]
                     continue
-                newest = _entry_id(entries[-1][0])
+                newest = stream_entry_id(entries[-1][0])
                 for future, after in self._waiters.get(key, {}).items():
                     if after < newest and not future.done():
                         future.set_result(entries)
