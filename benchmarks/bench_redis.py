@@ -37,7 +37,7 @@ import redis.asyncio as aioredis
 
 from narration import n
 from narration.services.launch import ServiceProcess
-from narration.testing.redis_server import RedisServer
+from narration.testing.redis_server import RedisServer, blocked_xreads, client_list
 
 __all__ = ["HANDLERS", "RUN_ALL_REPEATS", "TARGET_EVENTS_PER_S", "run"]
 
@@ -146,15 +146,19 @@ class _Stream:
                 self.end_fields = fields
 
 
-async def _run_job(
-    http: httpx.AsyncClient, server: ServiceProcess, prompt: str, keep_latency: bool
-) -> tuple[_Stream, float]:
-    """Submit, stream to the terminal; (the stream's ledger, seconds from submit to terminal)."""
+async def _submit(http: httpx.AsyncClient, server: ServiceProcess, prompt: str) -> str:
+    """Submit the benchmark job with `prompt`; its id."""
     body = {"operation": "infer", "hive_id": "bench", "model": "bench", "prompt": prompt}
-    started = time.perf_counter()
     response = await http.post(server.url + "/v1/jobs", json=body)
     response.raise_for_status()
-    job_id = response.json()["job_id"]
+    job_id: str = response.json()["job_id"]
+    return job_id
+
+
+async def _follow(
+    http: httpx.AsyncClient, server: ServiceProcess, job_id: str, keep_latency: bool
+) -> _Stream:
+    """Read the job's stream to its terminal; the stream's ledger."""
     stream = _Stream(keep_latency)
     url = f"{server.url}/v1/jobs/{job_id}/stream"
     async with http.stream("GET", url, headers={"Accept": "text/event-stream"}) as sse:
@@ -162,6 +166,16 @@ async def _run_job(
             stream.feed(chunk, time.time_ns())
             if stream.terminal is not None:
                 break
+    return stream
+
+
+async def _run_job(
+    http: httpx.AsyncClient, server: ServiceProcess, prompt: str, keep_latency: bool
+) -> tuple[_Stream, float]:
+    """Submit, stream to the terminal; (the stream's ledger, seconds from submit to terminal)."""
+    started = time.perf_counter()
+    job_id = await _submit(http, server, prompt)
+    stream = await _follow(http, server, job_id, keep_latency)
     return stream, time.perf_counter() - started
 
 
@@ -221,20 +235,11 @@ async def _idle_streams(store: str, redis_port: int, count: int) -> dict[str, An
     try:
         async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits) as http:
             await server.wait_healthy_async(30.0)
-            body = {"operation": "infer", "hive_id": "bench", "model": "bench", "prompt": "idle"}
-            response = await http.post(server.url + "/v1/jobs", json=body)
-            response.raise_for_status()
-            job_id = response.json()["job_id"]
+            job_id = await _submit(http, server, "idle")
             ended: list[float] = []
 
             async def watch() -> None:
-                stream = _Stream(False)
-                url = f"{server.url}/v1/jobs/{job_id}/stream"
-                async with http.stream("GET", url) as sse:
-                    async for chunk in sse.aiter_raw():
-                        stream.feed(chunk, 0)
-                        if stream.terminal is not None:
-                            break
+                stream = await _follow(http, server, job_id, keep_latency=False)
                 ended.append(time.perf_counter())
                 if stream.terminal != "cancelled":
                     problems.append(f"terminal {stream.terminal!r}")
@@ -247,8 +252,8 @@ async def _idle_streams(store: str, redis_port: int, count: int) -> dict[str, An
                 await asyncio.sleep(0.1)
             blocked = count
             for _ in range(100):  # until only the tail blocks (each had a 50 ms block first)
-                clients = await _redis_clients(watcher)
-                blocked = sum(1 for c in clients if c["cmd"] == "xread" and "b" in c["flags"])
+                clients = await client_list(watcher)
+                blocked = blocked_xreads(clients)
                 if blocked <= 1:
                     break
                 await asyncio.sleep(0.05)
@@ -270,12 +275,6 @@ async def _idle_streams(store: str, redis_port: int, count: int) -> dict[str, An
         "wake_p50_ms": waits[len(waits) // 2] * 1000 if waits else None,
         "problems": problems if len(ended) == count else [*problems, f"{len(ended)} ended"],
     }
-
-
-async def _redis_clients(client: aioredis.Redis) -> list[dict[str, str]]:
-    listing = await client.execute_command("CLIENT", "LIST")
-    text = listing.decode() if isinstance(listing, bytes) else str(listing)
-    return [dict(part.split("=", 1) for part in line.split()) for line in text.splitlines()]
 
 
 def _check(stream: _Stream, expected: int) -> list[str]:

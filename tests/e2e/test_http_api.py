@@ -10,6 +10,7 @@ import pytest
 from narration import n, narration_context
 from narration.operations import Operation
 from narration.testing import NarrationTestHarness
+from stream_helpers import emit
 
 UNKNOWN = "job-00000000-0000-4000-8000-000000000000"
 
@@ -118,9 +119,7 @@ async def test_stream_of_finished_job_replays_and_resume_past_end_is_204(
     narration_harness: NarrationTestHarness,
 ) -> None:
     job_id = await narration_harness.submit_job(Operation.hive_list())
-    with narration_context(narration_harness.job_context(job_id)):
-        for i in range(3):
-            n("tick", "tick {}", i)
+    emit(narration_harness, job_id, 3)
     await narration_harness.fail_job(job_id, "it broke")
     http = narration_harness.http
     full = await http.get(f"/v1/jobs/{job_id}/stream")
@@ -262,9 +261,7 @@ async def test_stream_query_keeps_the_last_after_and_ignores_other_keys(
     narration_harness: NarrationTestHarness,
 ) -> None:
     job_id = await narration_harness.submit_job(Operation.hive_list())
-    with narration_context(narration_harness.job_context(job_id)):
-        for i in range(3):
-            n("tick", "tick {}", i)
+    emit(narration_harness, job_id, 3)
     await narration_harness.complete_job(job_id)
     response = await narration_harness.http.get(f"/v1/jobs/{job_id}/stream?x=1&after=0&after=2")
     assert response.text.count("event: narration") == 1 and "id: 3\n" in response.text

@@ -19,7 +19,7 @@ from narration.operations import Operation
 from narration.store import JobRecord, ReadResult, open_store
 from narration.store.redis import OWNER_LOST, RedisEventLog, RedisOptions, RedisStore
 from narration.testing import NarrationTestHarness
-from narration.testing.redis_server import RedisServer
+from narration.testing.redis_server import RedisServer, blocked_xreads, client_list
 from redis_server import TcpProxy
 from stream_helpers import emit, parse_frames, read_stream
 
@@ -334,12 +334,6 @@ async def test_an_append_that_re_enters_the_store_is_set_aside_not_awaited(
     await store.close()
 
 
-async def _clients(raw: aioredis.Redis) -> list[dict[str, str]]:
-    listing = await raw.execute_command("CLIENT", "LIST")
-    text = listing.decode() if isinstance(listing, bytes) else str(listing)
-    return [dict(part.split("=", 1) for part in line.split()) for line in text.splitlines()]
-
-
 async def _until(check: Any, what: str, timeout: float = 10.0) -> None:
     """Poll `check()` (Redis's client list has no event to wait on), bounded by `timeout`."""
     for _ in range(int(timeout / 0.02)):
@@ -366,14 +360,13 @@ async def test_caught_up_readers_share_one_blocked_redis_connection(
             return bool(health["streams_open"] == 60)
 
         async def parked() -> bool:
-            blocked = [c for c in await _clients(raw) if c["cmd"] == "xread" and "b" in c["flags"]]
-            return len(blocked) == 1  # the shared tail alone
+            return blocked_xreads(await client_list(raw)) == 1  # the shared tail alone
 
         await _until(all_open, "60 streams open")
         await _until(parked, "only the shared tail blocked in XREAD")
         # The read pool's 12, the control pool's 16, the tail's and this test's own: before
         # the tail and the bounded pools, one connection per waiting reader (60 and more).
-        assert len(await _clients(raw)) <= 12 + 16 + 1 + 1
+        assert len(await client_list(raw)) <= 12 + 16 + 1 + 1
         store = harness.state.store
         assert isinstance(store, RedisStore)
         poke_key = store._key("tail:", store.replica)

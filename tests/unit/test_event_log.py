@@ -32,6 +32,19 @@ def _parse(chunks: list[bytes]) -> list[tuple[str, int | None, dict[str, object]
     return out
 
 
+def _start_producers(log: MemoryEventLog, threads: int, per_thread: int) -> list[threading.Thread]:
+    """`threads` threads appending `per_thread` events each, texts "<thread>:<i>"; started."""
+
+    def producer(t: int) -> None:
+        for i in range(per_thread):
+            log.append(_event(i, text=f"{t}:{i}"))
+
+    workers = [threading.Thread(target=producer, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    return workers
+
+
 def _count_encodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Ids the log encodes, in order (to prove each event is encoded exactly once)."""
     encoded: list[int] = []
@@ -146,14 +159,7 @@ async def test_reader_wakes_on_append_from_another_thread() -> None:
 async def test_many_threads_appending_while_reading_lose_nothing() -> None:
     log = MemoryEventLog(JOB)
     per_thread, threads = 5_000, 4
-
-    def producer(t: int) -> None:
-        for i in range(per_thread):
-            log.append(_event(i, text=f"{t}:{i}"))
-
-    workers = [threading.Thread(target=producer, args=(t,)) for t in range(threads)]
-    for worker in workers:
-        worker.start()
+    workers = _start_producers(log, threads, per_thread)
     seen: list[int] = []
     texts: list[str] = []
     cursor = 0
@@ -224,14 +230,7 @@ async def test_threads_appending_past_the_cap_while_reading_account_for_every_ev
     log = MemoryEventLog(JOB, LogLimits(max_events=500))
     per_thread, threads = 5_000, 3
     total = per_thread * threads
-
-    def producer(t: int) -> None:
-        for i in range(per_thread):
-            log.append(_event(i, text=f"{t}:{i}"))
-
-    workers = [threading.Thread(target=producer, args=(t,)) for t in range(threads)]
-    for worker in workers:
-        worker.start()
+    workers = _start_producers(log, threads, per_thread)
     read_ids: list[int] = []
     missed = 0
     cursor = 0

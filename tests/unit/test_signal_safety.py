@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-import msgspec
 import pytest
 
 from narration import NarrationEvent, n, narration_context
@@ -23,6 +22,7 @@ from narration.dispatch import dispatcher
 from narration.sinks._writer import QueuedSink
 from narration.store import LogLimits, MemoryEventLog, memory
 from narration.testing import capture
+from stream_helpers import Frame, parse_frames
 
 pytestmark = pytest.mark.skipif(
     not hasattr(signal, "setitimer"), reason="needs signal.setitimer (POSIX)"
@@ -100,8 +100,8 @@ def test_n_in_a_signal_handler_during_n_loses_nothing_in_a_capture() -> None:
     assert actions.count("from_handler") == in_handler
 
 
-async def read_all(log: MemoryEventLog) -> list[tuple[str, int, bytes]]:
-    """(event name, id, data) of every frame of a sealed log."""
+async def read_all(log: MemoryEventLog) -> list[Frame]:
+    """Every frame of a sealed log."""
     frames: list[bytes] = []
     after = 0
     while True:
@@ -109,17 +109,7 @@ async def read_all(log: MemoryEventLog) -> list[tuple[str, int, bytes]]:
         frames.extend(result.frames)
         after = result.cursor
         if result.done:
-            return read_frames(frames)
-
-
-def read_frames(frames: list[bytes]) -> list[tuple[str, int, bytes]]:
-    """(event name, id, data) of each SSE frame (a chunk may hold several)."""
-    parsed = []
-    for frame in b"".join(frames).split(b"\n\n"):
-        if frame:
-            fields = dict(line.split(b": ", 1) for line in frame.split(b"\n"))
-            parsed.append((fields[b"event"].decode(), int(fields[b"id"]), fields[b"data"]))
-    return parsed
+            return parse_frames(b"".join(frames).decode())
 
 
 @pytest.fixture
@@ -147,13 +137,13 @@ async def test_n_in_a_signal_handler_during_n_loses_nothing_in_a_job_log(
     log.seal("completed", None)
     frames = await read_all(log)
     *events, terminal = frames
-    assert terminal[0] == "done"
-    assert [event_id for _, event_id, _ in events] == list(range(1, in_main + in_handler + 1))
-    assert {name for name, _, _ in events} == {"narration"}
-    actions = [msgspec.json.decode(data)["action"] for _, _, data in events]
+    assert terminal["event"] == "done"
+    assert [int(event["id"]) for event in events] == list(range(1, in_main + in_handler + 1))
+    assert {event["event"] for event in events} == {"narration"}
+    actions = [event["data"]["action"] for event in events]
     assert actions.count("from_main") == in_main
     assert actions.count("from_handler") == in_handler
-    steps = [msgspec.json.decode(data)["human"] for _, _, data in events if b"from_main" in data]
+    steps = [e["data"]["human"] for e in events if e["data"]["action"] == "from_main"]
     assert steps == [f"Step {i}" for i in range(in_main)]  # the loop's own order is kept
 
 
@@ -195,7 +185,7 @@ async def test_an_append_that_re_enters_a_section_of_its_log_is_set_aside_not_aw
     assert nested == ["in append", "in encode"]
     assert first.cursor == 2
     assert rest.done
-    frames = read_frames(first.frames + rest.frames)
-    actions = [msgspec.json.decode(data).get("action") for _, _, data in frames]
+    frames = parse_frames(b"".join(first.frames + rest.frames).decode())
+    actions = [frame["data"].get("action") for frame in frames]
     assert actions == ["outer", "inner", "innermost", "last", None]  # None: the terminal
-    assert [event_id for _, event_id, _ in frames] == [1, 2, 3, 4, 5]
+    assert [int(frame["id"]) for frame in frames] == [1, 2, 3, 4, 5]

@@ -18,11 +18,27 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ..services.launch import free_port  # one port picker for every child server
 
-__all__ = ["RedisServer", "free_port"]
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+__all__ = ["RedisServer", "blocked_xreads", "client_list", "free_port"]
+
+
+async def client_list(client: aioredis.Redis) -> list[dict[str, str]]:
+    """The clients connected to `client`'s server (`CLIENT LIST`), one dict of fields each."""
+    listing = await client.execute_command("CLIENT", "LIST")  # type: ignore[no-untyped-call]
+    text = listing.decode() if isinstance(listing, bytes) else str(listing)
+    return [dict(part.split("=", 1) for part in line.split()) for line in text.splitlines()]
+
+
+def blocked_xreads(clients: list[dict[str, str]]) -> int:
+    """How many of `clients` wait in a blocking XREAD."""
+    return sum(1 for c in clients if c.get("cmd") == "xread" and "b" in c.get("flags", ""))
 
 
 class RedisServer:
