@@ -29,17 +29,19 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import msgspec
 import redis.asyncio as aioredis
+from pydantic import BaseModel
 
 from narration import n
+from narration.jobs import Job, JobRegistry
 from narration.services.launch import ServiceProcess
 from narration.testing.redis_server import RedisServer, blocked_xreads, client_list
 
-__all__ = ["HANDLERS", "RUN_ALL_REPEATS", "TARGET_EVENTS_PER_S", "run"]
+__all__ = ["RUN_ALL_REPEATS", "TARGET_EVENTS_PER_S", "run"]
 
 RUN_ALL_REPEATS = 1  # run() repeats the throughput run itself (3 times, 1 with quick)
 REPO = Path(__file__).resolve().parent.parent
@@ -50,20 +52,32 @@ _YIELD_EVERY = 256
 # --------------------------------------------------------------------------- server side
 
 
-async def _produce(operation: Any, job: Any) -> None:
-    """The benchmark job: prompt "fast N" or "paced N RATE" (events per second)."""
-    mode, *numbers = operation.prompt.split()
-    if mode == "idle":  # quiet until cancelled
+class Produce(BaseModel):
+    """The benchmark job: `count` events as fast as possible, or `rate` per second (`paced`),
+    or none until cancelled (`idle`)."""
+
+    mode: Literal["fast", "paced", "idle"]
+    count: int = 0
+    rate: float = 0.0
+
+
+jobs = JobRegistry()
+
+
+@jobs.operation("produce")
+async def _produce(operation: Produce, job: Job) -> None:
+    """Narrate as `operation` says, then a `bench_end` event with the emit time."""
+    if operation.mode == "idle":  # quiet until cancelled
         await asyncio.Event().wait()
-    count = int(numbers[0])
+    count = operation.count
     started = time.perf_counter()
-    if mode == "fast":
+    if operation.mode == "fast":
         for i in range(1, count + 1):
             n("bench", "event {}", i, i=i)
             if i % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
     else:
-        rate = float(numbers[1])
+        rate = operation.rate
         loop = asyncio.get_running_loop()
         begin = loop.time()
         sent = 0
@@ -77,14 +91,11 @@ async def _produce(operation: Any, job: Any) -> None:
     n("bench_end", "emitted {} events in {:.3f} s", count, elapsed, emit_s=elapsed)
 
 
-HANDLERS = {"infer": _produce}
-
-
 def _server(store: str, max_events: int) -> ServiceProcess:
     """`python -m narration.server --store URL` with this module's handler, in a child."""
     return ServiceProcess(
         "bench-redis",
-        ["--store", store, "--handlers", "benchmarks.bench_redis:HANDLERS"],
+        ["--store", store, "--jobs", "benchmarks.bench_redis:jobs"],
         module="narration.server",
         env={
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -146,9 +157,9 @@ class _Stream:
                 self.end_fields = fields
 
 
-async def _submit(http: httpx.AsyncClient, server: ServiceProcess, prompt: str) -> str:
-    """Submit the benchmark job with `prompt`; its id."""
-    body = {"operation": "infer", "hive_id": "bench", "model": "bench", "prompt": prompt}
+async def _submit(http: httpx.AsyncClient, server: ServiceProcess, job: Produce) -> str:
+    """Submit the benchmark job; its id."""
+    body = {"operation": "produce", **job.model_dump()}
     response = await http.post(server.url + "/v1/jobs", json=body)
     response.raise_for_status()
     job_id: str = response.json()["job_id"]
@@ -170,11 +181,11 @@ async def _follow(
 
 
 async def _run_job(
-    http: httpx.AsyncClient, server: ServiceProcess, prompt: str, keep_latency: bool
+    http: httpx.AsyncClient, server: ServiceProcess, job: Produce, keep_latency: bool
 ) -> tuple[_Stream, float]:
     """Submit, stream to the terminal; (the stream's ledger, seconds from submit to terminal)."""
     started = time.perf_counter()
-    job_id = await _submit(http, server, prompt)
+    job_id = await _submit(http, server, job)
     stream = await _follow(http, server, job_id, keep_latency)
     return stream, time.perf_counter() - started
 
@@ -195,10 +206,12 @@ async def _measure(store: str, quick: bool) -> dict[str, Any]:
         timeout = httpx.Timeout(60.0, connect=5.0)
         async with httpx.AsyncClient(timeout=timeout) as http:
             await server.wait_healthy_async(30.0)
-            await _run_job(http, server, "fast 2000", False)  # warm-up
+            await _run_job(http, server, Produce(mode="fast", count=2000), False)  # warm-up
             rates, emit_rates = [], []
             for _ in range(repeats):
-                stream, elapsed = await _run_job(http, server, f"fast {events}", False)
+                stream, elapsed = await _run_job(
+                    http, server, Produce(mode="fast", count=events), False
+                )
                 problems += _check(stream, events + 1)
                 rates.append(events / elapsed)
                 emit_s = stream.end_fields.get("emit_s")
@@ -209,7 +222,9 @@ async def _measure(store: str, quick: bool) -> dict[str, Any]:
             if emit_rates:
                 result["emit_events_per_s"] = statistics.median(emit_rates)
             paced = rate * seconds
-            stream, _ = await _run_job(http, server, f"paced {paced} {rate}", True)
+            stream, _ = await _run_job(
+                http, server, Produce(mode="paced", count=paced, rate=rate), True
+            )
             problems += _check(stream, paced + 1)
             samples = stream.latencies_ns[len(stream.latencies_ns) // 10 :]  # skip warm-up
             result["latency"] = {
@@ -235,7 +250,7 @@ async def _idle_streams(store: str, redis_port: int, count: int) -> dict[str, An
     try:
         async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits) as http:
             await server.wait_healthy_async(30.0)
-            job_id = await _submit(http, server, "idle")
+            job_id = await _submit(http, server, Produce(mode="idle"))
             ended: list[float] = []
 
             async def watch() -> None:

@@ -1,7 +1,7 @@
-"""Handlers for server child processes in tests: `--handlers replica_handlers:HANDLERS`.
+"""The operations of server child processes in tests: `--jobs replica_handlers:jobs`.
 
-`infer` drips events: its prompt is "<count> <interval_ms>", e.g. "300 5" narrates `drip`
-events with fields {"i": 1..300}, one every 5 ms, then completes.
+`drip` narrates `count` numbered `drip` events (fields {"i": 1..count}), one every `every_ms`
+milliseconds, then completes.
 """
 
 from __future__ import annotations
@@ -9,19 +9,28 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from narration import n
+from narration.jobs import Job, JobRegistry
+
+jobs = JobRegistry()
 
 
-async def drip(operation: Any, job: Any) -> None:
-    count, every_ms = (int(part) for part in operation.prompt.split())
-    for i in range(1, count + 1):
-        n("drip", "drop {} of {}", i, count, i=i)
-        await asyncio.sleep(every_ms / 1000)
+class Drip(BaseModel):
+    """Drip `count` events, one every `every_ms` milliseconds."""
+
+    count: int = Field(ge=1)
+    every_ms: int = Field(ge=0)
 
 
-HANDLERS = {"infer": drip}
+@jobs.operation("drip")
+async def drip(op: Drip, job: Job) -> None:
+    for i in range(1, op.count + 1):
+        n("drip", "drop {} of {}", i, op.count, i=i)
+        await asyncio.sleep(op.every_ms / 1000)
 
 
 def drip_operation(count: int, every_ms: int) -> dict[str, Any]:
-    """The operation body that makes a replica drip `count` events every `every_ms` ms."""
-    return {"operation": "infer", "hive_id": "h", "model": "m", "prompt": f"{count} {every_ms}"}
+    """The request body that makes a replica drip `count` events every `every_ms` ms."""
+    return {"operation": "drip", "count": count, "every_ms": every_ms}

@@ -32,9 +32,9 @@ from urllib.parse import quote
 import httpx
 import msgspec
 from httpx_sse import EventSource, SSEError
+from pydantic import BaseModel
 
 from .events import NarrationEvent, decode_event
-from .operations import Operation, OperationModel
 
 __all__ = [
     "Gap",
@@ -44,6 +44,7 @@ __all__ = [
     "Submitted",
     "Terminal",
     "backoff_delay",
+    "operation_body",
 ]
 
 TERMINAL_STATES: Final[Mapping[str, str]] = {
@@ -212,13 +213,19 @@ class JobClient:
 
     # ---------------------------------------------------------------- job API
 
-    async def submit(self, op: OperationModel | Mapping[str, Any]) -> Submitted:
-        """`POST /v1/jobs`: start a job running `op` (an operation model or its dict).
+    async def submit(
+        self,
+        op: str | BaseModel | Mapping[str, Any],
+        fields: BaseModel | Mapping[str, Any] | None = None,
+    ) -> Submitted:
+        """`POST /v1/jobs`: start a job.
 
-        A dict is sent as is (the server validates it and answers 422 with the valid
-        operations if it is wrong).
+        `op` is the request body (a dict, or a model that has its `operation` field), or an
+        operation name with its `fields` (a dict or your model): `submit("build_report",
+        {"report_id": "r-1"})`. The server validates it and answers 422 (listing its
+        operations) if it is wrong.
         """
-        body = Operation.parse(op).to_dict() if not isinstance(op, Mapping) else dict(op)
+        body = operation_body(op, fields)
         response = await self._request("POST", "/v1/jobs", json=body)
         data = self._json(response, dict)
         try:
@@ -266,14 +273,22 @@ class JobClient:
             )
         return data
 
+    async def operations(self) -> dict[str, Any]:
+        """`GET /v1/operations`: the server's operations, name -> `{summary, schema}`."""
+        response = await self._request("GET", "/v1/operations")
+        result: dict[str, Any] = self._json(response, dict)
+        return result
+
     async def run(
-        self, op: OperationModel | Mapping[str, Any]
+        self,
+        op: str | BaseModel | Mapping[str, Any],
+        fields: BaseModel | Mapping[str, Any] | None = None,
     ) -> tuple[list[NarrationEvent], Terminal]:
-        """Submit `op` and wait for its end: (its events in order, its `Terminal`).
+        """Submit (as `submit`) and wait for the end: (its events in order, its `Terminal`).
 
         Gaps are not in the list; compare event ids (or use `stream()`) to see them.
         """
-        submitted = await self.submit(op)
+        submitted = await self.submit(op, fields)
         events: list[NarrationEvent] = []
         async for item in self.stream(submitted.job_id):
             if isinstance(item, NarrationEvent):
@@ -434,12 +449,20 @@ class JobClient:
         """The `JobClientError` for a non-2xx response (read), from its JSON error body."""
         code = f"http_{response.status_code}"
         message = response.reason_phrase or "request failed"
+        media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media in ("text/html", "application/xhtml+xml"):
+            return JobClientError(
+                response.status_code,
+                code,
+                f"{message}: the server answered with an HTML page, not the narration API "
+                f"(is {response.url.copy_with(query=None)} the right URL, path prefix included?)",
+            )
         try:
             body = response.json()
         except ValueError:
             text = response.text.strip()
             if text:
-                message = text[:500]
+                message = text[:200] + ("…" if len(text) > 200 else "")
         else:
             error = body.get("error") if isinstance(body, dict) else None
             if isinstance(error, dict):
@@ -468,6 +491,32 @@ class JobClient:
 
 
 # --------------------------------------------------------------------------- SSE payloads
+
+
+def operation_body(
+    op: str | BaseModel | Mapping[str, Any],
+    fields: BaseModel | Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON body of `POST /v1/jobs` for an operation given as `JobClient.submit` takes it."""
+    if isinstance(op, str):
+        if isinstance(fields, BaseModel):
+            values = fields.model_dump(mode="json", exclude={"operation"})
+        else:
+            values = dict(fields or {})
+        return {"operation": op, **values}
+    if fields is not None:
+        raise TypeError("fields= goes with an operation name: submit('name', {...})")
+    if isinstance(op, BaseModel):
+        name = getattr(op, "operation", None)
+        if not isinstance(name, str):
+            raise TypeError(
+                f"{type(op).__name__} has no `operation` field: "
+                f"submit('operation_name', {type(op).__name__}(...)) names it"
+            )
+        return {"operation": name, **op.model_dump(mode="json", exclude={"operation"})}
+    if isinstance(op, Mapping):
+        return dict(op)
+    raise TypeError(f"an operation is a name, a dict or a pydantic model, not {type(op).__name__}")
 
 
 def backoff_delay(attempt: int, initial: float = 0.1, cap: float = 2.0) -> float:

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from narration import n, narration_context
-from narration.operations import Operation
+from narration.jobs import Job, JobRegistry
+from narration.operations import REFERENCE_OPERATIONS, Operation
 from narration.testing import NarrationTestHarness
 from stream_helpers import emit
 
 UNKNOWN = "job-00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+async def narration_harness() -> AsyncIterator[NarrationTestHarness]:
+    """A harness that knows the reference operations' models: validated, then held open."""
+    async with NarrationTestHarness(REFERENCE_OPERATIONS) as harness:
+        yield harness
+
+
+class Work(BaseModel):
+    """A test operation: its handler is given per test."""
+
+    label: str = "w"
 
 
 def _error(response: httpx.Response) -> tuple[int, str]:
@@ -35,8 +51,8 @@ async def test_submit_answers_201_with_location(narration_harness: NarrationTest
 @pytest.mark.parametrize(
     ("content", "content_type", "status", "code"),
     [
-        (b"{not json", "application/json", 400, "bad_json"),
-        (b"\xff\xfe", "application/json", 400, "bad_json"),
+        (b"{not json", "application/json", 400, "invalid_json"),
+        (b"\xff\xfe", "application/json", 400, "invalid_json"),
         (b'{"operation": "hive_list"}', "text/plain", 415, "unsupported_media_type"),
         (b'{"operation": "no_such_op"}', "application/json", 422, "unknown_operation"),
         (b'{"hive_id": "x"}', "application/json", 422, "unknown_operation"),
@@ -98,13 +114,16 @@ async def test_cancel_then_cancel_again_is_409(narration_harness: NarrationTestH
 async def test_cancel_stops_a_running_handler() -> None:
     started = asyncio.Event()
 
-    async def forever(_: object, job: object) -> None:
+    jobs = JobRegistry()
+
+    @jobs.operation("forever")
+    async def forever(op: Work, job: Job) -> None:
         n("waiting", "Waiting forever")
         started.set()
         await asyncio.Event().wait()
 
-    async with NarrationTestHarness(handlers={"hive_list": forever}) as harness:
-        job_id = await harness.submit_job(Operation.hive_list())
+    async with NarrationTestHarness(jobs) as harness:
+        job_id = await harness.submit_job("forever")
         await asyncio.wait_for(started.wait(), 5)
         assert (await harness.http.delete(f"/v1/jobs/{job_id}")).status_code == 200
         stream = harness.get_sse_stream(job_id)
@@ -150,12 +169,15 @@ async def test_bad_resume_cursor_is_400(narration_harness: NarrationTestHarness,
 
 
 async def test_failed_job_never_streams_done() -> None:
-    async def broken(_: object, job: object) -> None:
+    jobs = JobRegistry()
+
+    @jobs.operation("broken")
+    async def broken(op: Work, job: Job) -> None:
         n("trying", "Trying")
         raise RuntimeError("disk on fire")
 
-    async with NarrationTestHarness(handlers={"hive_list": broken}) as harness:
-        job_id = await harness.submit_job(Operation.hive_list())
+    async with NarrationTestHarness(jobs) as harness:
+        job_id = await harness.submit_job("broken")
         stream = harness.get_sse_stream(job_id)
         events = await stream.collect_until_done()
         assert [e.action for e in events] == ["trying", "job_failed"]
@@ -169,11 +191,14 @@ async def test_failed_job_never_streams_done() -> None:
 
 
 async def test_job_timeout_fails_the_job() -> None:
-    async def slow(_: object, job: object) -> None:
+    jobs = JobRegistry()
+
+    @jobs.operation("slow")
+    async def slow(op: Work, job: Job) -> None:
         await asyncio.Event().wait()
 
-    async with NarrationTestHarness(handlers={"hive_list": slow}, job_timeout_s=0.2) as harness:
-        job_id = await harness.submit_job(Operation.hive_list())
+    async with NarrationTestHarness(jobs, job_timeout_s=0.2) as harness:
+        job_id = await harness.submit_job("slow")
         stream = harness.get_sse_stream(job_id)
         events = await stream.collect_until_done()
         assert [e.action for e in events] == ["job_timeout"]
@@ -330,6 +355,7 @@ async def test_the_stream_route_is_in_the_openapi_schema(
         "/v1/jobs",
         "/v1/jobs/{job_id}",
         "/v1/jobs/{job_id}/stream",
+        "/v1/operations",
         "/health",
     }
     stream = paths["/v1/jobs/{job_id}/stream"]["get"]

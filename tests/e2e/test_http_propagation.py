@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse
 
 from narration import NarrationContext, current_context, n, narration_context
 from narration.ids import new_job_id
-from narration.jobs import Job
+from narration.jobs import Job, JobRegistry
+from narration.operations import HiveList
 from narration.propagation import (
     NarrationMiddleware,
     async_client,
@@ -45,12 +46,15 @@ async def served() -> AsyncIterator[tuple[NarrationTestHarness, Seen]]:
     """A real server whose `hive_list` jobs narrate once and record their context."""
     seen = Seen()
 
-    async def hive_list(_: Any, job: Job) -> None:
+    jobs = JobRegistry()
+
+    @jobs.operation("hive_list")
+    async def hive_list(_: HiveList, job: Job) -> None:
         seen.contexts.append(current_context())
         seen.headers.append(outgoing_headers())
         n("hive_list", "Found {} hives", 0, hives=0)
 
-    harness = NarrationTestHarness(handlers={"hive_list": hive_list})
+    harness = NarrationTestHarness(jobs)
 
     @harness.app.get("/probe")
     async def probe(request: Request) -> JSONResponse:

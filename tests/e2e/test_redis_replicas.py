@@ -1,7 +1,7 @@
 """Several server processes sharing one Redis: any replica serves any job, failover loses nothing.
 
 Replicas are `python -m narration.server` child processes on free ports, with the test-only
-handlers of tests/replica_handlers.py (an `infer` job drips numbered events).
+operations of tests/replica_handlers.py (a `drip` job narrates numbered events).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def replica(store_url: str) -> ServiceProcess:
     """One `python -m narration.server` child process with the test-only handlers."""
     return ServiceProcess(
         "replica",
-        ["--store", store_url, "--handlers", "replica_handlers:HANDLERS", "--hold-unhandled"],
+        ["--store", store_url, "--jobs", "replica_handlers:jobs", "--hold-unhandled"],
         module="narration.server",
         env={
             "PYTHONPATH": os.pathsep.join(

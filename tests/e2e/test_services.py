@@ -327,11 +327,24 @@ def test_cli_submit_exits_1_with_the_error(failing_services: MultiServiceHarness
     assert actors == {"queen", "hive", "worker"}
 
 
-def test_cli_usage_errors_exit_2() -> None:
-    result = narration(["submit", "infer", "--set", "hive_id=localhost"])
+def test_cli_usage_errors_exit_2(services: MultiServiceHarness) -> None:
+    url = services.queen_url
+    result = narration(["submit", "infer", "--set", "hive_id=localhost", "--url", url])
     assert result.returncode == 2
     assert result.stdout.strip() == (
-        "✖ invalid fields for operation 'infer': model: Field required; prompt: Field required"
+        "✖ could not submit infer: HTTP 422 invalid_fields: invalid fields for operation "
+        "'infer': model: Field required; prompt: Field required"
+    )
+    unknown = narration(["submit", "nope", "--url", url])
+    assert unknown.returncode == 2
+    assert unknown.stdout.strip() == (
+        "✖ unknown operation 'nope'; the server runs: status, hive_list, hive_get, "
+        "hive_check, worker_spawn, worker_list, infer"
+    )
+    no_scheme = narration(["submit", "status", "--url", "127.0.0.1:1"])
+    assert no_scheme.returncode == 2
+    assert no_scheme.stdout.strip() == (
+        "✖ '127.0.0.1:1' is not an http(s) URL; did you mean http://127.0.0.1:1?"
     )
 
 

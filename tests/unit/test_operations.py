@@ -291,7 +291,7 @@ def test_malformed_json_is_invalid_json(data: bytes | str) -> None:
     with pytest.raises(OperationError) as caught:
         Operation.parse(data)
     assert caught.value.code == "invalid_json"
-    assert str(caught.value).startswith("body is not valid JSON: ")
+    assert str(caught.value).startswith("body is not valid JSON")
 
 
 def test_constructors_validate_too() -> None:

@@ -1,6 +1,8 @@
-"""Jobs: states, and the runner that executes operations inside their job's context."""
+"""Jobs: the operations registry, states, and the runner that executes operations inside their
+job's context."""
 
-from .runner import Handler, Job, JobFinished, JobManager, NotAccepting, UnknownJob
+from .registry import Handler, JobRegistry, OperationError, OperationSpec, RegistryError
+from .runner import Job, JobFinished, JobManager, NotAccepting, UnknownJob
 from .states import FINAL_STATES, IllegalTransition, JobState, check_transition
 
 __all__ = [
@@ -10,8 +12,12 @@ __all__ = [
     "Job",
     "JobFinished",
     "JobManager",
+    "JobRegistry",
     "JobState",
     "NotAccepting",
+    "OperationError",
+    "OperationSpec",
+    "RegistryError",
     "UnknownJob",
     "check_transition",
 ]

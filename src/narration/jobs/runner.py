@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +15,10 @@ from ..emit import n
 from ..events import Level
 from ..ids import new_job_id
 from ..store.base import EventLog, JobRecord, Store
+from .registry import JobRegistry, OperationSpec
 from .states import FINAL_STATES, JobState, check_transition
 
-__all__ = ["Handler", "Job", "JobFinished", "JobManager", "NotAccepting", "UnknownJob"]
-
-Handler = Callable[[Any, "Job"], Awaitable[None]]
+__all__ = ["Job", "JobFinished", "JobManager", "NotAccepting", "UnknownJob"]
 
 
 class UnknownJob(LookupError):
@@ -37,7 +35,11 @@ class NotAccepting(RuntimeError):
 
 @dataclass(slots=True, eq=False)
 class Job:
-    """A live job as its handler sees it: its record, its log and its narration context."""
+    """A live job as its handler sees it: its record, its log and its narration context.
+
+    A sync handler (run in a worker thread, which cannot be interrupted) should look at
+    `stop_requested` now and then: it turns True when the job is cancelled or the server stops.
+    """
 
     record: JobRecord
     log: EventLog
@@ -45,6 +47,7 @@ class Job:
     operation: Any = None
     task: asyncio.Task[None] | None = None
     cancel_requested: bool = False
+    stop_requested: bool = False
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -55,19 +58,24 @@ class Job:
     def correlation_id(self) -> str:
         return self.record.correlation_id
 
+    @property
+    def name(self) -> str:
+        """The operation's name, e.g. `"build_report"`."""
+        return str(self.record.operation.get("operation", ""))
+
 
 class JobManager:
     """Creates, runs, cancels and ends jobs; the only writer of job state.
 
-    `handlers` maps operation names to `async def handler(operation, job)`. An operation with no
-    handler fails at once, unless `hold_unhandled` (test harness): then the job stays running
-    until `complete()`, `fail()` or `cancel()`.
+    `registry` holds the operations and their handlers. An operation it does not know fails at
+    once, unless `hold_unhandled` (test harness): then the job stays running until
+    `complete()`, `fail()` or `cancel()`.
     """
 
     def __init__(
         self,
         store: Store,
-        handlers: Mapping[str, Handler] | None = None,
+        registry: JobRegistry | None = None,
         *,
         retention_s: float = 600.0,
         timeout_s: float | None = None,
@@ -76,7 +84,7 @@ class JobManager:
         actor: str | None = None,
     ) -> None:
         self.store = store
-        self.handlers: dict[str, Handler] = dict(handlers or {})
+        self.registry = registry if registry is not None else JobRegistry()
         self.retention_s = retention_s
         self.timeout_s = timeout_s
         self.max_running = max_running
@@ -96,6 +104,7 @@ class JobManager:
         operation: Any,
         *,
         correlation_id: str,
+        owner: str | None = None,
         parent_job_id: str | None = None,
         trace_id: str | None = None,
         span_id: str | None = None,
@@ -105,13 +114,15 @@ class JobManager:
             raise NotAccepting("the server is shutting down")
         if len(self.live) >= self.max_running:
             raise NotAccepting(f"the server is at capacity ({self.max_running} running jobs)")
+        name = str(getattr(operation, "operation", ""))
         record = JobRecord(
             job_id=new_job_id(),
-            operation=operation.to_dict(),
+            operation=operation.model_dump(mode="json"),
             correlation_id=correlation_id,
             created_at=time.time(),
             parent_job_id=parent_job_id,
             trace_id=trace_id,
+            owner=owner,
         )
         log = await self.store.create(record)
         context = NarrationContext(
@@ -127,27 +138,30 @@ class JobManager:
         check_transition(record.state, JobState.RUNNING)
         record.state, record.started_at = JobState.RUNNING, time.time()
         await self.store.start(record)
-        handler = self.handlers.get(operation.name)
-        if handler is not None:
-            job.task = asyncio.create_task(
-                self._run(job, handler), name=f"narration-{record.job_id}"
-            )
+        spec = self.registry.get(name)
+        if spec is not None and spec.handler is not None:
+            job.task = asyncio.create_task(self._run(job, spec), name=f"narration-{record.job_id}")
         elif not self.hold_unhandled:
-            await self.finish(job, JobState.FAILED, f"no handler for {operation.name!r} here")
+            await self.finish(job, JobState.FAILED, f"no handler for {name!r} here")
         return job
 
-    async def _run(self, job: Job, handler: Handler) -> None:
+    async def _run(self, job: Job, spec: OperationSpec) -> None:
         token = _current.set(job.context)
         try:
-            state, error = await self._call(job, handler)
+            state, error = await self._call(job, spec)
         finally:
             _current.reset(token)
         await self.finish(job, state, error)
 
-    async def _call(self, job: Job, handler: Handler) -> tuple[JobState, str | None]:
+    async def _call(self, job: Job, spec: OperationSpec) -> tuple[JobState, str | None]:
+        handler: Any = spec.handler
+        args = (job.operation, job) if spec.takes_job else (job.operation,)
         try:
             async with asyncio.timeout(self.timeout_s):
-                await handler(job.operation, job)
+                if spec.is_async:
+                    await handler(*args)
+                else:  # a plain def: a worker thread, inside this job's context
+                    await asyncio.to_thread(handler, *args)
         except asyncio.CancelledError:
             return JobState.CANCELLED, ("cancelled" if job.cancel_requested else "server stopped")
         except TimeoutError:
@@ -204,7 +218,7 @@ class JobManager:
             if await self.store.request_cancel(job_id):  # it runs on another replica
                 return await self._await_end(job_id)
             raise await self._final_or_unknown(job_id)
-        job.cancel_requested = True
+        job.cancel_requested = job.stop_requested = True
         if job.task is not None and not job.task.done():
             job.task.cancel()
             try:
@@ -235,6 +249,8 @@ class JobManager:
     async def shutdown(self, grace_s: float = 5.0) -> None:
         """Stop accepting jobs; cancel what still runs after `grace_s` so every stream ends."""
         self.accepting = False
+        for job in self.live.values():
+            job.stop_requested = True
         tasks = [job.task for job in self.live.values() if job.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=grace_s)

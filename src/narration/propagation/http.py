@@ -103,6 +103,11 @@ class NarrationMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
+        if CORRELATION_STATE_KEY in scope.get("state", ()):
+            # An outer narration layer (a host app's, around a mounted narration server)
+            # already gave this request its context: one correlation id and span per request.
+            await self.app(scope, receive, send)
+            return
         correlation: str | None = None
         traceparent: str | None = None
         tracestate: list[str] | None = None

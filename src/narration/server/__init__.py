@@ -1,7 +1,16 @@
-"""The HTTP side: `create_app()` (FastAPI) and a uvicorn runner with a graceful stop."""
+"""The HTTP side: `create_app()` / `mount_narration()` (FastAPI) and a uvicorn runner with a
+graceful stop."""
 
-from .app import ServerState, create_app
+from .app import ServerState, create_app, mount_narration
 from .serve import NarrationServer, make_server, serve
 from .settings import ServerSettings
 
-__all__ = ["NarrationServer", "ServerSettings", "ServerState", "create_app", "make_server", "serve"]
+__all__ = [
+    "NarrationServer",
+    "ServerSettings",
+    "ServerState",
+    "create_app",
+    "make_server",
+    "mount_narration",
+    "serve",
+]

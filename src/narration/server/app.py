@@ -1,31 +1,44 @@
-"""`create_app()`: the FastAPI app of DESIGN.md section 4 — jobs, their SSE streams, health."""
+"""`create_app()` and `mount_narration()`: a narration job server, standalone or inside your app.
+
+    jobs = JobRegistry()                      # your operations and their handlers
+
+    app = create_app(jobs)                    # a FastAPI app of its own
+    mount_narration(host, jobs, prefix="/narration")   # or inside an existing app
+
+Either way the server's lifespan (store, job runner, graceful stop) runs inside the host's, so
+stopping the process ends running jobs within the grace period and every open stream gets its
+terminal event. The HTTP contract is in docs/ARCHITECTURE.md.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fastapi import FastAPI, Request
-from starlette.responses import JSONResponse, Response
+from fastapi import FastAPI
+from pydantic import BaseModel
+from starlette.types import ASGIApp
 
 from .. import __version__
-from ..context import current_context
 from ..emit import n
-from ..ids import is_job_id, new_correlation_id, valid_correlation_id
-from ..jobs import Handler, Job, JobFinished, JobManager, JobState, NotAccepting
-from ..jobs import UnknownJob as UnknownJobError
-from ..operations import Operation, OperationError
+from ..jobs import Job, JobManager, JobRegistry
 from ..propagation.http import NarrationMiddleware
 from ..store import LogLimits, Store, open_store
-from .errors import ApiError, checked_job_id, install_error_handlers, unknown_job
+from .errors import install_error_handlers
+from .openapi import document_app
+from .routes import add_job_routes
 from .settings import ServerSettings
+from .shutdown import on_exit_signals
 from .sse import StreamRegistry
-from .stream_route import StreamRoute, document_stream_route
+from .stream_route import StreamRoute
 
-__all__ = ["ServerState", "create_app"]
+__all__ = ["ServerState", "ServerStatus", "create_app", "mount_narration", "server_states"]
+
+STATES_KEY = "narration_servers"
+"""`app.state` attribute listing the narration servers an app runs (its own, or mounted ones)."""
 
 
 @dataclass
@@ -36,172 +49,145 @@ class ServerState:
     store: Store
     jobs: JobManager
     streams: StreamRegistry
+    hold_unknown: bool = False
+    _stopping: asyncio.Task[None] | None = field(default=None, repr=False)
 
-    async def begin_shutdown(self) -> None:
-        """Refuse new jobs, end the running ones, then let open streams flush and close."""
-        await self.jobs.shutdown(self.settings.shutdown_grace_s)
-        self.streams.closing.set()
+    @property
+    def registry(self) -> JobRegistry:
+        """The operations this server runs."""
+        return self.jobs.registry
+
+    def begin_shutdown(self) -> asyncio.Task[None]:
+        """Refuse new jobs, end the running ones (after the grace period), then let open
+        streams flush their terminal and close. Idempotent: one stop however often asked."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._shutdown())
+        return self._stopping
+
+    async def _shutdown(self) -> None:
+        try:
+            await self.jobs.shutdown(self.settings.shutdown_grace_s)
+        finally:
+            self.streams.closing.set()
+
+
+class ServerStatus(BaseModel):
+    """Report that the server is up and how many jobs it runs."""
 
 
 def create_app(
-    settings: ServerSettings | None = None,
+    jobs: JobRegistry | None = None,
     *,
-    handlers: Mapping[str, Handler] | None = None,
+    settings: ServerSettings | None = None,
     store: Store | str | None = None,
     hold_unhandled: bool = False,
+    title: str = "narration",
     **overrides: Any,
 ) -> FastAPI:
-    """A narration server. `overrides` are `ServerSettings` fields (e.g. `retention_s=0`).
+    """A narration server running the operations of `jobs` (plus a built-in `status`).
 
-    `handlers` map operation names to `async def handler(operation, job)`; `status` has a
-    built-in one. With `hold_unhandled`, jobs without a handler stay running until completed
-    by hand (the test harness uses this).
+    `overrides` are `ServerSettings` fields (e.g. `retention_s=0`), over `settings` or the
+    `NARRATION_*` environment. `store` is a `Store` or a URL (`memory://`, `redis://...`).
+    With `hold_unhandled` (the test harness), an operation without a handler (declared only;
+    or any operation at all when `jobs` is None) is accepted and its job stays running until
+    completed by hand. Otherwise `RegistryError` is raised if an operation of `jobs` has no
+    handler.
     """
     if settings is None:
         settings = ServerSettings.from_env(**overrides)
     elif overrides:
         settings = replace(settings, **overrides)
+    registry = _with_builtins(jobs, lambda: manager.running)
+    if not hold_unhandled:  # a harness holds declared operations open instead of running them
+        registry.check()
     limits = LogLimits(settings.max_events, settings.max_bytes)
     backend = (
         store
         if isinstance(store, Store)
         else open_store(store or settings.store, limits, settings.retention_s)
     )
-
-    async def status(_: Any, job: Job) -> None:
-        n("status", "Server is up; {} job(s) running", manager.running, running=manager.running)
-
     manager = JobManager(
         backend,
-        {"status": status, **(handlers or {})},
+        registry,
         retention_s=settings.retention_s,
         timeout_s=settings.job_timeout_s,
         max_running=settings.max_running,
         hold_unhandled=hold_unhandled,
         actor=settings.actor,
     )
-    state = ServerState(settings, backend, manager, StreamRegistry())
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await backend.open()
-        try:
-            yield
-        finally:
-            if not state.streams.closing.is_set():
-                await state.begin_shutdown()
-            await backend.close()
-
-    app = FastAPI(title="narration", version=__version__, lifespan=lifespan)
+    hold_unknown = hold_unhandled and jobs is None  # a bare harness takes any operation
+    state = ServerState(settings, backend, manager, StreamRegistry(), hold_unknown)
+    app = FastAPI(title=title, version=__version__, lifespan=_lifespan(state))
     app.state.narration = state
+    setattr(app.state, STATES_KEY, [state])
     app.add_middleware(NarrationMiddleware)
     app.add_middleware(StreamRoute, state=state)  # outermost: streams skip per-request layers
-    document_stream_route(app)
     install_error_handlers(app)
-
-    _add_routes(app, state)
+    add_job_routes(app, state)
+    document_app(app, registry)
     return app
 
 
-def _add_routes(app: FastAPI, state: ServerState) -> None:
-    settings, jobs, store = state.settings, state.jobs, state.store
+def mount_narration(
+    app: FastAPI, jobs: JobRegistry | None = None, *, prefix: str = "/narration", **options: Any
+) -> FastAPI:
+    """Mount a narration server (`create_app(jobs, **options)`) at `prefix` inside `app`.
 
-    @app.post("/v1/jobs", status_code=201)
-    async def submit_job(request: Request) -> Response:
-        body = await _read_json_body(request, settings.max_body_bytes)
+    The narration lifespan runs inside the host's (started after it, stopped before it, so
+    jobs end while the host's own resources are still open); `sse_url` and `Location` carry
+    the prefix. Returns the mounted narration app.
+    """
+    if not prefix.startswith("/") or prefix.endswith("/"):
+        raise ValueError(f"prefix must start with '/' and not end with one, got {prefix!r}")
+    narration = create_app(jobs, **options)
+    app.mount(prefix, narration)
+    host_lifespan = app.router.lifespan_context
+    narration_lifespan = narration.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(host: Any) -> AsyncIterator[Any]:
+        async with host_lifespan(host) as host_state, narration_lifespan(narration):
+            yield host_state
+
+    app.router.lifespan_context = lifespan
+    states = getattr(app.state, STATES_KEY, [])
+    setattr(app.state, STATES_KEY, [*states, narration.state.narration])
+    return narration
+
+
+def server_states(app: ASGIApp) -> list[ServerState]:
+    """The narration servers `app` runs (its own, or mounted with `mount_narration`)."""
+    states = getattr(getattr(app, "state", None), STATES_KEY, None)
+    return list(states or ())
+
+
+def _with_builtins(jobs: JobRegistry | None, running: Callable[[], int]) -> JobRegistry:
+    """`jobs` plus the built-in `status` operation, unless `jobs` defines its own."""
+    registry = JobRegistry()
+    if jobs is None or "status" not in jobs:
+
+        async def status(_: ServerStatus, job: Job) -> None:
+            count = running()
+            n("status", "Server is up; {} job(s) running", count, running=count)
+
+        registry.add("status", status, model=ServerStatus)
+    if jobs is not None:
+        registry.include(jobs)
+    return registry
+
+
+def _lifespan(state: ServerState) -> Any:
+    """The server's lifespan: open the store; on exit (or SIGINT/SIGTERM) end jobs and streams,
+    then close the store."""
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        await state.store.open()
         try:
-            operation = Operation.parse(body)
-        except OperationError as exc:
-            raise ApiError(422, exc.code, str(exc)) from None
-        ctx = current_context()
-        correlation_id = (
-            ctx.correlation_id
-            or valid_correlation_id(request.headers.get("x-correlation-id"))
-            or new_correlation_id()
-        )
-        parent = request.headers.get("x-parent-job-id")
-        try:
-            job = await jobs.submit(
-                operation,
-                correlation_id=correlation_id,
-                parent_job_id=parent if parent and is_job_id(parent) else None,
-                trace_id=ctx.trace_id,
-                span_id=ctx.span_id,
-            )
-        except NotAccepting as exc:
-            raise ApiError(503, "unavailable", str(exc), {"Retry-After": "1"}) from None
-        job_id = job.job_id
-        body_out = {
-            "job_id": job_id,
-            "sse_url": f"/v1/jobs/{job_id}/stream",
-            "correlation_id": correlation_id,
-            "state": job.record.state,
-        }
-        headers = {"Location": f"/v1/jobs/{job_id}", "X-Correlation-Id": correlation_id}
-        return JSONResponse(body_out, status_code=201, headers=headers)
+            with on_exit_signals(lambda: state.begin_shutdown()):
+                yield
+        finally:
+            await state.begin_shutdown()
+            await state.store.close()
 
-    @app.get("/v1/jobs")
-    async def list_jobs(state: str | None = None, limit: int = 100) -> Response:
-        if state is not None and state not in JobState.__members__.values():
-            valid = ", ".join(s.value for s in JobState)
-            raise ApiError(422, "invalid_state", f"unknown state {state!r}; valid: {valid}")
-        if not 1 <= limit <= 1000:
-            raise ApiError(422, "invalid_limit", "limit must be between 1 and 1000")
-        records = await store.list(state, limit)
-        summaries = []
-        for record in records:
-            log = await store.log(record.job_id)
-            summaries.append(record.summary(log.count() if log else 0))
-        return JSONResponse(summaries)
-
-    @app.get("/v1/jobs/{job_id}")
-    async def get_job(job_id: str) -> Response:
-        record = await store.get(checked_job_id(job_id))
-        if record is None:
-            raise unknown_job(job_id)
-        log = await store.log(job_id)
-        return JSONResponse(record.summary(log.count() if log else 0))
-
-    @app.delete("/v1/jobs/{job_id}")
-    async def cancel_job(job_id: str) -> Response:
-        try:
-            record = await jobs.cancel(checked_job_id(job_id))
-        except UnknownJobError:
-            raise unknown_job(job_id) from None
-        except JobFinished as exc:
-            raise ApiError(409, "job_finished", str(exc)) from None
-        return JSONResponse({"job_id": record.job_id, "state": record.state})
-
-    @app.get("/health")
-    async def health() -> Response:
-        return JSONResponse(
-            {
-                "status": "ok" if jobs.accepting else "shutting_down",
-                "jobs_running": jobs.running,
-                "version": __version__,
-                "streams_open": state.streams.open,
-                **store.health(),
-            }
-        )
-
-
-async def _read_json_body(request: Request, limit: int) -> Any:
-    """The request's JSON body: 415 if not JSON, 413 if over `limit`, 400 if malformed."""
-    content_type = request.headers.get("content-type", "")
-    media = content_type.split(";")[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
-        raise ApiError(415, "unsupported_media_type", "send the operation as application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "body_too_large", f"body is over {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "body_too_large", f"body is over {limit} bytes")
-        chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "bad_json", f"body is not valid JSON: {exc}") from None
+    return lifespan

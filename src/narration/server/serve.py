@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import sys
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from .app import server_states
 
 __all__ = ["NarrationServer", "serve"]
 
@@ -19,14 +23,24 @@ class NarrationServer(uvicorn.Server):
     stream of a running job never closes by itself; this ends them before that wait.
     """
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, announce: bool = False) -> None:
         super().__init__(config)
         self.ready = asyncio.Event()
+        self.announce = announce
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
             self.ready.set()
+            if self.announce:
+                print(f"narration: serving on {self.url} (Ctrl-C stops)", file=sys.stderr)
+
+    @property
+    def url(self) -> str:
+        """`http://host:port` of the listening socket."""
+        host = self.config.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     async def start(self, timeout: float = 10.0) -> asyncio.Task[None]:
         """Start serving in a task of the running loop; return it once the socket listens."""
@@ -44,9 +58,9 @@ class NarrationServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         app: Any = self.config.app
-        state = getattr(getattr(app, "state", None), "narration", None)
-        if state is not None and not state.streams.closing.is_set():
-            await state.begin_shutdown()
+        stops = [state.begin_shutdown() for state in server_states(app)]
+        if stops:
+            await asyncio.wait(stops)
         await super().shutdown(sockets)
 
     @property
@@ -67,5 +81,12 @@ def make_server(
 
 
 def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 7833, **config: Any) -> None:
-    """Serve `app` until SIGINT/SIGTERM, on uvloop when it is installed (uvicorn's choice)."""
-    make_server(app, host, port, **config).run()
+    """Serve `app` until SIGINT/SIGTERM (on uvloop when it is installed: uvicorn's choice).
+
+    Prints the URL it listens on. On Ctrl-C or SIGTERM, running jobs get the grace period
+    (`shutdown_grace_s`), every open stream its terminal event, and `serve` returns.
+    """
+    server = make_server(app, host, port, **config)
+    server.announce = True
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled
+        server.run()

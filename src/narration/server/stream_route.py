@@ -8,26 +8,25 @@ API; every other request goes on to the app.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..ids import new_correlation_id, valid_correlation_id
-from ..propagation.http import CORRELATION_HEADER
+from ..propagation.http import CORRELATION_HEADER, CORRELATION_STATE_KEY
 from ..store.base import StoreUnavailable
 from .errors import ApiError, checked_job_id, error_response, store_unavailable, unknown_job
 from .sse import EventStreamResponse, parse_cursor
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from .app import ServerState
 
-__all__ = ["StreamRoute", "document_stream_route"]
+__all__ = ["STREAM_PATH", "StreamRoute"]
 
 _PREFIX, _SUFFIX = "/v1/jobs/", "/stream"
+STREAM_PATH = _PREFIX + "{job_id}" + _SUFFIX
 
 
 class StreamRoute:
@@ -55,7 +54,8 @@ class StreamRoute:
                 last_event_id = value.decode("latin-1")
             elif name == b"x-correlation-id":
                 correlation = value.decode("latin-1")
-        correlation = valid_correlation_id(correlation) or new_correlation_id()
+        known = scope.get("state", {}).get(CORRELATION_STATE_KEY)  # set by an outer layer
+        correlation = known or valid_correlation_id(correlation) or new_correlation_id()
         echo = {CORRELATION_HEADER: correlation}
         try:
             response = await self._open(scope, job_id, last_event_id, echo)
@@ -98,78 +98,3 @@ def _route_path(scope: Scope) -> str:
     if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
         return path[len(root) :]
     return path
-
-
-def _error_schema(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-STREAM_OPENAPI: dict[str, Any] = {
-    "get": {
-        "summary": "Stream a job's events (Server-Sent Events)",
-        "description": (
-            "`event: narration` frames with ids 1, 2, 3, ...; `event: gap` "
-            '(`{"missed", "next_id"}`) where retention dropped unread events; `: keepalive` '
-            "comments in silences; exactly one terminal `done`, `error` or `cancelled`, sent "
-            "after the job's final state is committed. Resume with `Last-Event-ID` or `after`."
-        ),
-        "operationId": "stream_job",
-        "parameters": [
-            {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}},
-            {
-                "name": "after",
-                "in": "query",
-                "required": False,
-                "description": "resume after this event id (with Last-Event-ID too, the larger)",
-                "schema": {"type": "integer", "minimum": 0},
-            },
-            {
-                "name": "Last-Event-ID",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string"},
-            },
-        ],
-        "responses": {
-            "200": {
-                "description": "the job's events, live, until its terminal event",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            },
-            "204": {"description": "resumed at or past the terminal event: nothing to send"},
-            "400": _error_schema("bad `Last-Event-ID` or `after`"),
-            "404": _error_schema("unknown, expired or malformed job id"),
-        },
-    }
-}
-
-
-def document_stream_route(app: FastAPI) -> None:
-    """Add the stream route, answered outside FastAPI's routing, to the app's OpenAPI schema."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            schema["paths"][_PREFIX + "{job_id}" + _SUFFIX] = STREAM_OPENAPI
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components["Error"] = {
-                "type": "object",
-                "required": ["error"],
-                "properties": {
-                    "error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": {
-                            "code": {"type": "string"},
-                            "message": {"type": "string"},
-                        },
-                    }
-                },
-            }
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

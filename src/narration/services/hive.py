@@ -27,12 +27,12 @@ from typing import Any
 from fastapi import FastAPI
 
 from ..emit import n
-from ..jobs import Handler, Job
-from ..operations import HiveCheck, Infer, WorkerList, WorkerSpawn
+from ..jobs import Handler, Job, JobRegistry
 from ..propagation import ProcessCapture, ProcessFailed, child_env
 from ..server import create_app
+from .operations import HiveCheck, Infer, WorkerList, WorkerSpawn
 
-__all__ = ["HiveState", "WorkerFailed", "WorkerInfo", "create_hive_app"]
+__all__ = ["HiveState", "WorkerFailed", "WorkerInfo", "create_hive_app", "hive_jobs"]
 
 WORKER_MODULE = "narration.services.worker"
 _ARGV_PROMPT_LIMIT = 8192
@@ -80,16 +80,20 @@ def create_hive_app(hive_id: str = "localhost", **server_options: Any) -> FastAP
     reading them notices a silent hive within seconds.
     """
     state = HiveState(hive_id)
-    handlers: dict[str, Handler] = {
-        "hive_check": _hive_check(state),
-        "worker_spawn": _worker_spawn(state),
-        "worker_list": _worker_list(state),
-        "infer": _infer(state),
-    }
     options: dict[str, Any] = {"actor": "hive", "keepalive_s": 1.0, **server_options}
-    app = create_app(handlers=handlers, **options)
+    app = create_app(hive_jobs(state), **options)
     app.state.hive = state
     return app
+
+
+def hive_jobs(state: HiveState) -> JobRegistry:
+    """The hive's operations, each model with its handler (the same registry API as yours)."""
+    jobs = JobRegistry()
+    jobs.add("hive_check", _hive_check(state))
+    jobs.add("worker_spawn", _worker_spawn(state))
+    jobs.add("worker_list", _worker_list(state))
+    jobs.add("infer", _infer(state))
+    return jobs
 
 
 def _hive_check(state: HiveState) -> Handler:

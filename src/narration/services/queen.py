@@ -30,14 +30,15 @@ from typing import Any, Final
 
 import httpx
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from ..client import Gap, JobClient, JobClientError, Terminal
 from ..emit import n, relay
 from ..events import Level, NarrationEvent
-from ..jobs import Handler, Job
-from ..operations import HiveCheck, HiveGet
+from ..jobs import Handler, Job, JobRegistry
 from ..propagation import async_client
 from ..server import create_app
+from .operations import HiveCheck, HiveGet, HiveList, Infer, Status, WorkerList, WorkerSpawn
 
 __all__ = [
     "FORWARDED_OPERATIONS",
@@ -47,9 +48,11 @@ __all__ = [
     "HiveUnreachable",
     "UnknownHive",
     "create_queen_app",
+    "queen_jobs",
 ]
 
-FORWARDED_OPERATIONS: Final = ("hive_check", "worker_spawn", "worker_list", "infer")
+_FORWARDED_MODELS: Final[tuple[type[BaseModel], ...]] = (HiveCheck, WorkerSpawn, WorkerList, Infer)
+FORWARDED_OPERATIONS: Final = tuple(m.model_fields["operation"].default for m in _FORWARDED_MODELS)
 """Operations the queen hands to a hive."""
 
 CONNECT_TIMEOUT: Final = 2.0
@@ -87,16 +90,22 @@ def create_queen_app(hives: Mapping[str, str], **server_options: Any) -> FastAPI
     defaults to `queen`.
     """
     known = {hive_id: url.rstrip("/") for hive_id, url in hives.items()}
-    handlers: dict[str, Handler] = {
-        "status": _status(known),
-        "hive_list": _hive_list(known),
-        "hive_get": _hive_get(known),
-    }
-    handlers.update({name: _forward(known) for name in FORWARDED_OPERATIONS})
     options: dict[str, Any] = {"actor": "queen", **server_options}
-    app = create_app(handlers=handlers, **options)
+    app = create_app(queen_jobs(known), **options)
     app.state.hives = known
     return app
+
+
+def queen_jobs(hives: Mapping[str, str]) -> JobRegistry:
+    """The queen's operations: three answered here, the rest forwarded to the named hive."""
+    jobs = JobRegistry()
+    jobs.add("status", _status(hives), model=Status)
+    jobs.add("hive_list", _hive_list(hives), model=HiveList)
+    jobs.add("hive_get", _hive_get(hives), model=HiveGet)
+    forward = _forward(hives)
+    for name, model in zip(FORWARDED_OPERATIONS, _FORWARDED_MODELS, strict=True):
+        jobs.add(name, forward, model=model)
+    return jobs
 
 
 # --------------------------------------------------------------------------- local operations

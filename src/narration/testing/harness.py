@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
+from starlette.types import ASGIApp
 
-from ..client import Gap, JobClient, Terminal
+from ..client import Gap, JobClient, Terminal, operation_body
 from ..context import NarrationContext
 from ..events import NarrationEvent
-from ..jobs import Handler
+from ..jobs import JobRegistry
 from ..server import NarrationServer, ServerState, create_app, make_server
+from ..server.app import server_states
 
 __all__ = ["HarnessStream", "NarrationTestHarness"]
 
@@ -26,8 +29,15 @@ class HarnessStream:
     A background task reads the stream into a queue, so a timed-out `next_event` loses nothing.
     """
 
-    def __init__(self, client: JobClient, job_id: str, after: int | None = None) -> None:
+    def __init__(
+        self,
+        client: JobClient,
+        job_id: str,
+        after: int | None = None,
+        on_end: Callable[[HarnessStream], None] | None = None,
+    ) -> None:
         self.job_id = job_id
+        self._on_end = on_end
         self.terminal: Terminal | None = None
         self.gaps: list[Gap] = []
         self._client, self._after = client, after
@@ -47,6 +57,8 @@ class HarnessStream:
             await self._queue.put(exc)
         finally:
             await self._queue.put(_END)
+            if self._on_end is not None:  # the harness lets go of a stream that ended
+                self._on_end(self)
 
     async def next_event(self, timeout: float = 5.0) -> NarrationEvent | None:
         """The next event; None once the terminal arrived; TimeoutError after `timeout` s."""
@@ -104,37 +116,59 @@ class HarnessStream:
 
 
 class NarrationTestHarness:
-    """Starts `create_app(**server_options)` under uvicorn on 127.0.0.1:0 in this event loop.
+    """A real narration server on 127.0.0.1:<free port>, run in this event loop, for tests.
 
-    Jobs without a handler stay open and emit nothing until `complete_job`/`fail_job`; test code
-    narrates into a job with `with harness.job_context(job_id): n(...)`.
+    `jobs` is your `JobRegistry`: its operations run their handlers, and those it declares
+    without a handler are validated, then held open. With no `jobs`, any operation is accepted
+    and held. A held job emits nothing until `complete_job`/`fail_job`; test code narrates into
+    it with `with narration_context(harness.job_context(job_id)): n(...)`.
+    Or give a whole ASGI `app` (e.g. your FastAPI app with `mount_narration(..., prefix=...)`)
+    and the `prefix` it serves narration under. `server_options` are `create_app` settings.
     """
 
     def __init__(
-        self, handlers: Mapping[str, Handler] | None = None, **server_options: Any
+        self,
+        jobs: JobRegistry | None = None,
+        *,
+        app: ASGIApp | None = None,
+        prefix: str = "",
+        **server_options: Any,
     ) -> None:
-        self.app = create_app(handlers=handlers, hold_unhandled=True, **server_options)
-        self.state: ServerState = self.app.state.narration
+        if app is None:
+            app = create_app(jobs, hold_unhandled=True, **server_options)
+        elif jobs is not None or server_options:
+            raise TypeError("give either app= or jobs/server options, not both")
+        states = server_states(app)
+        if not states:
+            raise ValueError("app runs no narration server (create_app or mount_narration)")
+        self.app = app
+        self.state: ServerState = states[0]
+        self.prefix = prefix.rstrip("/")
         self.base_url = ""
         self._server: NarrationServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
         self._client: JobClient | None = None
-        self._streams: list[HarnessStream] = []
+        self._streams: set[HarnessStream] = set()
 
     @classmethod
     async def start(
-        cls, handlers: Mapping[str, Handler] | None = None, **server_options: Any
+        cls,
+        jobs: JobRegistry | None = None,
+        *,
+        app: ASGIApp | None = None,
+        prefix: str = "",
+        **server_options: Any,
     ) -> NarrationTestHarness:
-        """A started harness (call `await harness.stop()` when done)."""
-        harness = cls(handlers, **server_options)
+        """A started harness (call `await harness.stop()` when done, or use `async with`)."""
+        harness = cls(jobs, app=app, prefix=prefix, **server_options)
         await harness._start()
         return harness
 
     async def _start(self) -> None:
         self._server = make_server(self.app, "127.0.0.1", 0)
         self._task = await self._server.start()
-        self.base_url = f"http://127.0.0.1:{self._server.port}"
+        self.base_url = f"http://127.0.0.1:{self._server.port}{self.prefix}"
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=10.0)
         self._client = JobClient(self.base_url, http_client=self._http)
 
@@ -162,9 +196,14 @@ class NarrationTestHarness:
         assert self._client is not None, "the harness is not started"
         return self._client
 
-    async def submit_job(self, operation: Any, correlation_id: str | None = None) -> str:
-        """POST the operation (an `Operation` model or a dict) over HTTP; return the job id."""
-        body = operation if isinstance(operation, dict) else operation.to_dict()
+    async def submit_job(
+        self,
+        operation: str | BaseModel | Mapping[str, Any],
+        fields: BaseModel | Mapping[str, Any] | None = None,
+        correlation_id: str | None = None,
+    ) -> str:
+        """POST the operation over HTTP (as `JobClient.submit` takes it); the new job's id."""
+        body = operation_body(operation, fields)
         headers = {"X-Correlation-Id": correlation_id} if correlation_id else {}
         response = await self.http.post("/v1/jobs", json=body, headers=headers)
         if response.status_code != 201:
@@ -189,13 +228,13 @@ class NarrationTestHarness:
 
     def get_sse_stream(self, job_id: str, after: int | None = None) -> HarnessStream:
         """The job's stream over a real SSE connection (opened on the first `next_event`)."""
-        stream = HarnessStream(self.client, job_id, after)
-        self._streams.append(stream)
+        stream = HarnessStream(self.client, job_id, after, on_end=self._streams.discard)
+        self._streams.add(stream)
         return stream
 
     async def stop(self) -> None:
         """Close every stream and client this harness opened, then stop the server."""
-        for stream in self._streams:
+        for stream in list(self._streams):
             await stream.close()
         self._streams.clear()
         if self._http is not None:

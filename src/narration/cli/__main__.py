@@ -1,0 +1,5 @@
+"""`python -m narration.cli ...`: the `narration` command."""
+
+from . import main
+
+main()
