@@ -61,8 +61,10 @@ def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 class ServiceProcess:
     """One service run as `python -m <module> <args> --host H --port P` (a free port if 0).
 
-    `module` is `narration.cli` (a subcommand in `args`) or `narration.server`. After `stop()`
-    or `kill()` the same object can `start()` again, on the same port.
+    `module` is `narration.cli` (a subcommand in `args`), `narration.server`, or any module
+    taking `--host`/`--port` (`uvicorn` with an app in `args`); `health_path` is where it
+    answers 200 once ready. After `stop()` or `kill()` the same object can `start()` again, on
+    the same port.
     """
 
     def __init__(
@@ -74,8 +76,10 @@ class ServiceProcess:
         port: int = 0,
         env: Mapping[str, str] | None = None,
         module: str = "narration.cli",
+        health_path: str = "/health",
     ) -> None:
         self.name = name
+        self.health_path = health_path
         self.host = host
         self.port = port or free_port(host)
         self.argv = [
@@ -124,7 +128,8 @@ class ServiceProcess:
         return self
 
     def wait_healthy(self, timeout: float = 15.0) -> None:
-        """Poll `GET /health` until it answers 200; raise if the process exits or time runs out."""
+        """Poll `GET <health_path>` until it answers 200; raise if the process exits or time
+        runs out."""
         process = self._started()
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=0.5, trust_env=False) as http:
@@ -135,13 +140,14 @@ class ServiceProcess:
                         f"{self.name} exited with code {code} before it was ready:\n{self.log()}"
                     )
                 try:
-                    if http.get(f"{self.url}/health").status_code == 200:
+                    if http.get(self.url + self.health_path).status_code == 200:
                         return
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() >= deadline:
                     raise TimeoutError(
-                        f"{self.name} did not answer {self.url}/health within {timeout} s:\n"
+                        f"{self.name} did not answer {self.url}{self.health_path} within "
+                        f"{timeout} s:\n"
                         f"{self.log()}"
                     )
                 time.sleep(0.05)
