@@ -16,3 +16,6 @@ def restore_level() -> Iterator[None]:
         yield
     finally:
         dispatcher.min_rank = saved
+
+
+pytest_plugins = ["pytester"]

@@ -397,6 +397,11 @@ def _annotated_model(name: str, handler: Handler) -> type[BaseModel]:
     annotation = hints.get(parameters[0].name, parameters[0].annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
+    if isinstance(annotation, str):
+        raise RegistryError(
+            f"the handler of {name!r} is annotated with {annotation!r}, which cannot be "
+            "resolved here: define the model before the handler, or pass model="
+        )
     raise RegistryError(
         f"the handler of {name!r} has no model: annotate its first parameter with a pydantic "
         "model (async def handler(op: MyModel, job: Job)) or pass model="
