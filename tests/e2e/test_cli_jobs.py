@@ -3,8 +3,8 @@ inspect and cancel jobs, and the errors a user meets on the way (each a real chi
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -158,17 +158,17 @@ async def test_ctrl_c_on_a_script_calling_serve_ends_jobs_and_returns(tmp_path: 
     port = free_port()
     script = tmp_path / "service.py"
     script.write_text(SCRIPT.format(port=port), encoding="utf-8")
-    process = subprocess.Popen(
-        [sys.executable, str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env=ENV,
         cwd=REPO,
     )
     try:
         assert process.stderr is not None and process.stdout is not None
-        announced = process.stderr.readline().strip()
+        announced = (await asyncio.wait_for(process.stderr.readline(), 30)).decode().strip()
         assert announced == f"narration: serving on http://127.0.0.1:{port} (Ctrl-C stops)"
         async with JobClient(f"http://127.0.0.1:{port}") as client:
             submitted = await client.submit("wait_for_stop")
@@ -178,18 +178,18 @@ async def test_ctrl_c_on_a_script_calling_serve_ends_jobs_and_returns(tmp_path: 
                 if isinstance(item, NarrationEvent):
                     beats += 1
                     if beats == 2:
-                        os.kill(process.pid, signal.SIGINT)  # what Ctrl-C sends
+                        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
                 else:
                     terminal = item
         assert terminal is not None and (terminal.state, terminal.error) == (
             "cancelled",
             "server stopped",
         )
-        out, err = process.communicate(timeout=15)
+        out, err = await asyncio.wait_for(process.communicate(), 15)
     finally:
-        if process.poll() is None:
+        if process.returncode is None:
             process.kill()
-            process.wait()
+            await process.wait()
     assert process.returncode == 0, err
-    assert out == "serve returned\n"
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert out == b"serve returned\n"
+    assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err
