@@ -18,7 +18,7 @@ $(UV):
 $(STAMP): pyproject.toml uv.lock Makefile | $(UV)
 	@# Built for another interpreter choice: start afresh (uv keeps any venv of a matching version).
 	@if [ ! -e $(STAMP) ] && ls $(VENV)/.synced-* >/dev/null 2>&1; then rm -rf $(VENV); fi
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
 	@rm -f $(VENV)/.synced-* && touch $(STAMP)
 
 env: $(STAMP)

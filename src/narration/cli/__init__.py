@@ -15,13 +15,21 @@ before exiting 130; a usage error exits 2.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
-from . import job_commands, server_commands
-from .base import app
-from .keeper import EXIT_CANCELLED, EXIT_DONE, EXIT_ERROR, EXIT_USAGE
-from .operations import build_operation
-from .render import Printer, render_event
+try:
+    from . import job_commands, server_commands
+    from .base import app
+    from .keeper import EXIT_CANCELLED, EXIT_DONE, EXIT_ERROR, EXIT_USAGE
+    from .operations import build_operation
+    from .render import Printer, render_event
+except ImportError as missing:  # installed without the `cli` extra
+    if missing.name not in ("typer", "rich", "httpx", "httpx_sse", "pydantic", "fastapi"):
+        raise
+    _MISSING: ImportError | None = missing
+else:
+    _MISSING = None
 
 __all__ = [
     "EXIT_CANCELLED",
@@ -40,4 +48,9 @@ _COMMANDS = (job_commands, server_commands)  # imported for the commands they re
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The `narration` console script."""
+    if _MISSING is not None:
+        sys.exit(
+            f"narration: the command needs the `cli` extra ({_MISSING.name} is not installed): "
+            "pip install 'narration-core[cli]'"
+        )
     app(args=list(argv) if argv is not None else None, prog_name="narration")
