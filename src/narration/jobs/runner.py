@@ -15,6 +15,7 @@ from ..dispatch import dispatcher
 from ..emit import n
 from ..events import Level
 from ..ids import new_job_id
+from ..otel.job_spans import end_job_span, enter_job_span, exit_job_span, start_job_span
 from ..store.base import EventLog, JobRecord, Store
 from .states import FINAL_STATES, JobState, check_transition
 
@@ -46,6 +47,7 @@ class Job:
     task: asyncio.Task[None] | None = None
     cancel_requested: bool = False
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    span: Any = None  # the job's OpenTelemetry span (narration.otel.job_spans), if any
 
     @property
     def job_id(self) -> str:
@@ -121,7 +123,8 @@ class JobManager:
             trace_id=trace_id,
             span_id=span_id,
         )
-        job = Job(record, log, context, operation)
+        context, span = start_job_span(context, record.job_id, operation.name)
+        job = Job(record, log, context, operation, span=span)
         self.live[record.job_id] = job
         dispatcher.add_route(record.job_id, log.append)
         check_transition(record.state, JobState.RUNNING)
@@ -138,9 +141,11 @@ class JobManager:
 
     async def _run(self, job: Job, handler: Handler) -> None:
         token = _current.set(job.context)
+        span_token = enter_job_span(job.span)
         try:
             state, error = await self._call(job, handler)
         finally:
+            exit_job_span(span_token)
             _current.reset(token)
         await self.finish(job, state, error)
 
@@ -172,6 +177,7 @@ class JobManager:
         dispatcher.remove_route(record.job_id)
         self.live.pop(record.job_id, None)
         job.finished.set()
+        end_job_span(job.span, state, error)
         await self.store.expire(record.job_id, self.retention_s)
 
     async def _final_or_unknown(self, job_id: str) -> JobFinished | UnknownJob:
