@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .logs import OtelLogSink
-    from .setup import configure_otel, otel_from_env, shutdown_otel
+    from .setup import OtelSetup, configure_otel, otel_from_env, shutdown_otel
 
-__all__ = ["OtelLogSink", "configure_otel", "otel_from_env", "shutdown_otel"]
+__all__ = ["OtelLogSink", "OtelSetup", "configure_otel", "otel_from_env", "shutdown_otel"]
 
 _LAZY = {
     "OtelLogSink": "logs",
+    "OtelSetup": "setup",
     "configure_otel": "setup",
     "otel_from_env": "setup",
     "shutdown_otel": "setup",
