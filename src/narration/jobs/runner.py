@@ -176,8 +176,8 @@ class JobManager:
         await self.store.finish(record, job.log)
         dispatcher.remove_route(record.job_id)
         self.live.pop(record.job_id, None)
-        job.finished.set()
         end_job_span(job.span, state, error)
+        job.finished.set()
         await self.store.expire(record.job_id, self.retention_s)
 
     async def _final_or_unknown(self, job_id: str) -> JobFinished | UnknownJob:

@@ -40,7 +40,8 @@ __all__ = [
 
 TRACER_NAME = "narration"
 _KNOWN_FLAGS = 0x03
-_tracer = trace.get_tracer(TRACER_NAME)  # a proxy: it follows the provider set later
+# The tracer of the provider in force, made again if the provider is replaced (tests do).
+_tracer: tuple[Any, trace.Tracer] | None = None
 _following = False
 
 
@@ -109,7 +110,11 @@ def start_span(
     attributes: dict[str, Any] | None = None,
 ) -> tuple[Span, SpanIds]:
     """Start (not activate) a narration span under `parent` (see `parent_context`)."""
-    span = _tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
+    global _tracer
+    provider = trace.get_tracer_provider()
+    if _tracer is None or _tracer[0] is not provider:
+        _tracer = (provider, provider.get_tracer(TRACER_NAME))
+    span = _tracer[1].start_span(name, context=parent, kind=kind, attributes=attributes)
     return span, ids_of(span.get_span_context())
 
 

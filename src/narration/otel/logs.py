@@ -50,7 +50,7 @@ class OtelLogSink(QueuedSink):
         emit = self.logger.emit
         for event in batch:
             emit(
-                timestamp=int(event.ts * 1e9),
+                timestamp=round(event.ts * 1e6) * 1000,  # ts holds whole microseconds
                 context=_span_context(event.trace_id, event.span_id),
                 severity_number=SEVERITY[event.level],
                 severity_text=event.level.value.upper(),

@@ -3,13 +3,12 @@
 Sets up, unless the application already did, the SDK's tracer provider (job, request and call
 spans) and logger provider (one log record per event), each exporting in batches over OTLP/HTTP
 (endpoint, headers and timeouts from the standard `OTEL_EXPORTER_OTLP_*` variables unless
-given), and adds the event-to-log-record sink. `otel_from_env()` does the same when the
-standard `OTEL_*` variables ask for export; the server calls it at start-up.
+given), and adds the event-to-log-record sink. `narration.otel.otel_from_env()` does the same
+when the standard `OTEL_*` variables ask for export; the server calls it at start-up.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,17 +28,7 @@ from ..dispatch import dispatcher
 from . import bridge
 from .logs import OtelLogSink
 
-__all__ = ["OtelSetup", "configure_otel", "otel_from_env", "shutdown_otel"]
-
-_TRUE = {"1", "true", "yes", "on"}
-# Any of these set asks for export (the OTLP exporters read the rest themselves).
-_ASKING = (
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-    "OTEL_TRACES_EXPORTER",
-    "OTEL_LOGS_EXPORTER",
-)
+__all__ = ["OtelSetup", "configure_otel", "shutdown_otel"]
 
 
 @dataclass
@@ -107,17 +96,8 @@ def configure_otel(
     return _setup
 
 
-def otel_from_env(environ: Mapping[str, str] | None = None) -> OtelSetup | None:
-    """`configure_otel()` when the standard `OTEL_*` variables ask for export, else None.
-
-    `OTEL_SDK_DISABLED=true` turns it off; `OTEL_TRACES_EXPORTER` / `OTEL_LOGS_EXPORTER` may
-    be `otlp` (the default), `console` or `none`.
-    """
-    env = os.environ if environ is None else environ
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
-        return None
-    if not any(env.get(name) for name in _ASKING):
-        return None
+def _from_env(env: Mapping[str, str]) -> OtelSetup:
+    """`configure_otel()` with the exporters `OTEL_TRACES_EXPORTER` / `OTEL_LOGS_EXPORTER` name."""
     traces_kind = env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
     logs_kind = env.get("OTEL_LOGS_EXPORTER", "otlp").strip().lower()
     return configure_otel(

@@ -18,6 +18,7 @@ from ..ids import is_job_id, new_correlation_id, valid_correlation_id
 from ..jobs import Handler, Job, JobFinished, JobManager, JobState, NotAccepting
 from ..jobs import UnknownJob as UnknownJobError
 from ..operations import Operation, OperationError
+from ..otel import otel_from_env
 from ..propagation.http import NarrationMiddleware
 from ..store import LogLimits, Store, open_store
 from .errors import ApiError, checked_job_id, install_error_handlers, unknown_job
@@ -81,6 +82,7 @@ def create_app(
         actor=settings.actor,
     )
     state = ServerState(settings, backend, manager, StreamRegistry())
+    otel_from_env()  # OpenTelemetry export, when the standard OTEL_* variables ask for it
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -9,52 +9,25 @@ log record carrying the same trace and span ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from opentelemetry import _logs, trace
+from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from opentelemetry.util._once import Once
 
 from narration import n
 from narration.jobs import Job
-from narration.otel import OtelSetup, configure_otel, shutdown_otel
-from narration.otel.bridge import stop_following_spans
 from narration.propagation import async_client
 from narration.testing import NarrationTestHarness
+from otel_helpers import Exported
 
 HEX16_ZERO = "0" * 16
 
 
-def _reset_globals() -> None:
-    """Forget the global providers (the API allows setting them once per process)."""
-    trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
-    trace._TRACER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
-    _logs._internal._LOGGER_PROVIDER = None  # type: ignore[attr-defined]
-    _logs._internal._LOGGER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def otel() -> Iterator[tuple[OtelSetup, InMemorySpanExporter, InMemoryLogRecordExporter]]:
-    _reset_globals()
-    spans, logs = InMemorySpanExporter(), InMemoryLogRecordExporter()
-    setup = configure_otel(service_name="narration-test", span_exporter=spans, log_exporter=logs)
-    try:
-        yield setup, spans, logs
-    finally:
-        shutdown_otel()
-        stop_following_spans()
-        _reset_globals()
-
-
 async def test_one_trace_through_an_instrumented_app_a_job_and_a_second_service(
-    otel: tuple[OtelSetup, InMemorySpanExporter, InMemoryLogRecordExporter],
+    otel: Exported,
 ) -> None:
-    setup, span_exporter, log_exporter = otel
+    setup, span_exporter, log_exporter = otel.setup, otel.spans, otel.logs
     tracer = trace.get_tracer("test")
 
     async def leaf(_: Any, job: Job) -> None:
