@@ -86,6 +86,7 @@ class JobManager:
         self.actor = actor
         self.accepting = True
         self.live: dict[str, Job] = {}
+        self.observer: Any = None  # told of each job's start and end (server/metrics.py)
         store.on_cancel_request(self._cancel_requested)
 
     @property
@@ -130,6 +131,8 @@ class JobManager:
         check_transition(record.state, JobState.RUNNING)
         record.state, record.started_at = JobState.RUNNING, time.time()
         await self.store.start(record)
+        if self.observer is not None:
+            self.observer.submitted(job)
         handler = self.handlers.get(operation.name)
         if handler is not None:
             job.task = asyncio.create_task(
@@ -177,6 +180,8 @@ class JobManager:
         dispatcher.remove_route(record.job_id)
         self.live.pop(record.job_id, None)
         end_job_span(job.span, state, error)
+        if self.observer is not None:
+            self.observer.finished(job)
         job.finished.set()
         await self.store.expire(record.job_id, self.retention_s)
 

@@ -37,6 +37,7 @@ class ServerState:
     store: Store
     jobs: JobManager
     streams: StreamRegistry
+    metrics: Any = None  # ServerMetrics when prometheus-client is installed (server/metrics.py)
 
     async def begin_shutdown(self) -> None:
         """Refuse new jobs, end the running ones, then let open streams flush and close."""
@@ -87,11 +88,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await backend.open()
+        if state.metrics is not None:
+            state.metrics.start()
         try:
             yield
         finally:
             if not state.streams.closing.is_set():
                 await state.begin_shutdown()
+            if state.metrics is not None:
+                await state.metrics.stop()
             await backend.close()
 
     app = FastAPI(title="narration", version=__version__, lifespan=lifespan)
@@ -102,7 +107,17 @@ def create_app(
     install_error_handlers(app)
 
     _add_routes(app, state)
+    state.metrics = _metrics(app, state)
     return app
+
+
+def _metrics(app: FastAPI, state: ServerState) -> Any:
+    """`GET /metrics` when prometheus-client (the `metrics` extra) is installed, else None."""
+    try:
+        from .metrics import install_metrics
+    except ImportError:
+        return None
+    return install_metrics(app, state)
 
 
 def _add_routes(app: FastAPI, state: ServerState) -> None:
@@ -176,9 +191,12 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.get("/health")
     async def health() -> Response:
+        trouble = store.trouble()
+        status = "shutting_down" if not jobs.accepting else "degraded" if trouble else "ok"
         return JSONResponse(
             {
-                "status": "ok" if jobs.accepting else "shutting_down",
+                "status": status,
+                **({"why": trouble} if trouble else {}),
                 "jobs_running": jobs.running,
                 "version": __version__,
                 "streams_open": state.streams.open,
