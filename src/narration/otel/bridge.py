@@ -16,7 +16,6 @@ OpenTelemetry SDK is configured or an OpenTelemetry span is active:
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, NamedTuple
 
 from opentelemetry import context as otel_context
@@ -149,24 +148,38 @@ def stop_following_spans() -> None:
 
 
 _get_current = otel_context.get_current
-_get_span = trace.get_current_span
-# The last span context seen and its hex ids: events come in runs from the same span.
-_last: tuple[Any, str, str] = (None, "", "")
+_SPAN_KEY: str | None
+try:  # the key OpenTelemetry keeps the active span under: read directly, it is the hot path
+    from opentelemetry.trace.propagation import _SPAN_KEY
+except ImportError:  # pragma: no cover - a future API that renames it: the public, slower way
+    _SPAN_KEY = None
+# The last (span context, narration context) seen and the context made of them: events come in
+# runs from the same span and context.
+_last: tuple[Any, Any, NarrationContext | None] = (None, None, None)
 
 
 def _context_following_spans() -> NarrationContext:
     """Narration's context, with the active OpenTelemetry span's ids when there is one."""
     global _last
     ctx = _current.get()
-    span_context = _get_span(_get_current()).get_span_context()
+    if _SPAN_KEY is not None:
+        span: Any = _get_current().get(_SPAN_KEY)
+        if span is None:
+            return ctx
+    else:  # pragma: no cover
+        span = trace.get_current_span()
+    span_context = span.get_span_context()
+    last = _last
+    if last[0] is span_context and last[1] is ctx:
+        return last[2]  # type: ignore[return-value]
     if not span_context.is_valid:
         return ctx
-    last = _last
-    if last[0] is span_context:
-        trace_id, span_id = last[1], last[2]
-    else:
-        trace_id, span_id = f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
-        _last = (span_context, trace_id, span_id)
+    trace_id, span_id = f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
     if ctx.span_id == span_id and ctx.trace_id == trace_id:
-        return ctx
-    return replace(ctx, trace_id=trace_id, span_id=span_id)
+        made = ctx
+    else:  # the constructor, not dataclasses.replace: this runs on every event
+        made = NarrationContext(
+            ctx.job_id, ctx.correlation_id, ctx.actor, trace_id, span_id, ctx.fields, ctx.taps
+        )
+    _last = (span_context, ctx, made)
+    return made
