@@ -377,14 +377,107 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+OTEL_CASES = ("otel_absent", "otel_active_span", "otel_span_and_log_export")
+
+
+def run_otel(quick: bool = False) -> dict[str, Any]:
+    """`n()` with OpenTelemetry: absent, inside an active SDK span, and with log export on.
+
+    Run after `run()`: it sets the process's global OpenTelemetry providers (once per process).
+    "absent" is `n()` before any of it (the emit path as `run()` measures it); "active span" is
+    `n()` inside a span of an SDK tracer provider (`n()` then takes the span's ids); "log
+    export" adds the event-to-log-record sink (`n()` queues the event; a thread makes records
+    for a discarding exporter, and the time it takes from the caller's core is included).
+    """
+    from opentelemetry import _logs, trace
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import LogRecordExportResult, SimpleLogRecordProcessor
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from narration.otel import OtelLogSink
+    from narration.otel.bridge import follow_spans
+
+    class Discard:
+        def export(self, batch: Any) -> LogRecordExportResult:
+            return LogRecordExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            return None
+
+        def force_flush(self, timeout_millis: int = 0) -> bool:
+            return True
+
+    calls, repeats = (1_000, 5) if quick else (20_000, 11)
+    saved_sinks, saved_rank = dispatcher.sinks, dispatcher.min_rank
+    dispatcher.sinks, dispatcher.min_rank = (), LEVEL_RANK[Level.INFO]
+
+    def loop(loops: int) -> int:
+        with narration_context(job_id=JOB_ID, correlation_id=CORRELATION_ID):
+            start = time.perf_counter_ns()
+            for _ in range(loops):
+                n("spawn", "Spawning worker on GPU {}", GPU)
+            return time.perf_counter_ns() - start
+
+    figures: dict[str, list[float]] = {case: [] for case in OTEL_CASES}
+    try:
+        for _ in range(repeats):  # before any OpenTelemetry setup: the plain emit path
+            figures["otel_absent"].append(contextvars.Context().run(loop, calls) / calls)
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+        logger_provider = LoggerProvider()
+        logger_provider.add_log_record_processor(SimpleLogRecordProcessor(Discard()))  # type: ignore[arg-type]
+        _logs.set_logger_provider(logger_provider)
+        follow_spans()
+        tracer = provider.get_tracer("bench")
+        sink = OtelLogSink(logger_provider)
+
+        def in_span(loops: int) -> int:
+            with tracer.start_as_current_span("bench"):
+                return loop(loops)
+
+        for _ in range(repeats):
+            figures["otel_active_span"].append(contextvars.Context().run(in_span, calls) / calls)
+            dispatcher.sinks = (sink,)
+            gc.collect()
+            elapsed = contextvars.Context().run(in_span, calls)
+            figures["otel_span_and_log_export"].append(elapsed / calls)
+            sink.flush(30)
+            dispatcher.sinks = ()
+        sink.close()
+    finally:
+        dispatcher.sinks, dispatcher.min_rank = saved_sinks, saved_rank
+    medians = {case: statistics.median(values) for case, values in figures.items()}
+    return {"unit": "ns/call", "calls": calls, "repeats": repeats, **medians}
+
+
+def format_otel(results: dict[str, Any]) -> str:
+    absent = results["otel_absent"]
+    lines = [
+        "",
+        f"n() with OpenTelemetry: median of {results['repeats']} repeats"
+        f" x {results['calls']} calls",
+    ]
+    for case in OTEL_CASES:
+        lines.append(f"{case:<28}{results[case]:>8.0f} ns  ({results[case] / absent:.2f}x)")
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Command line: print the table (or JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="few calls: a smoke run")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--otel", action="store_true", help="also n() inside a span and with log export"
+    )
     args = parser.parse_args()
     results = run(quick=args.quick)
-    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    if args.otel:
+        results["otel"] = run_otel(quick=args.quick)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(format_table(results) + (format_otel(results["otel"]) if args.otel else ""))
 
 
 if __name__ == "__main__":

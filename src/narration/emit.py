@@ -7,13 +7,14 @@ runtime data (it sanitizes and flags instead). Measure before and after changing
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from time import time as _time
 from types import CodeType
 from typing import Any
 
 import msgspec
 
-from .context import _current
+from .context import NarrationContext, _current
 from .dispatch import dispatcher
 from .events import LEVEL_RANK, Level, NarrationEvent
 from .sanitize import MAX_MESSAGE_CHARS, VALID_ACTIONS, clean_action, clean_text
@@ -33,6 +34,9 @@ _levels_by_id = {id(level): (level, rank) for level, rank in LEVEL_RANK.items()}
 # float operations (no int object): microseconds since 1970 stay below 2**52 until 2112.
 _ROUND = 6755399441055744.0
 _routes = dispatcher.routes
+# Where `n()` reads its context: the ContextVar itself, unless OpenTelemetry spans are followed
+# (`narration.otel.bridge.follow_spans`, which swaps in a reader that adds the active span's ids).
+_context: Callable[[], NarrationContext] = _current.get
 _valid_actions = VALID_ACTIONS
 
 
@@ -73,7 +77,7 @@ def n(
             return None
     if type(action) is not str or type(message) is not str:
         action, message = _check_types(action, message)
-    ctx = _current.get()
+    ctx = _context()
     code = _getframe(1).f_code
     info = _callers.get(id(code)) or _caller_info(code)
     if args:
@@ -121,6 +125,12 @@ def n(
 
 
 narrate = n
+
+
+def set_context_source(source: Callable[[], NarrationContext]) -> None:
+    """Make `n()` read its context from `source` (default: the narration ContextVar)."""
+    global _context
+    _context = source
 
 
 def relay(event: NarrationEvent, origin: str | None = None) -> NarrationEvent:

@@ -45,3 +45,17 @@ def test_bench_emit_quick_run_reports_every_figure() -> None:
     event = n("after", "the benchmark")
     assert event is not None
     assert event.job_id is None
+
+
+def test_bench_emit_otel_figures_are_reported() -> None:
+    """`--otel` runs in a process of its own (it sets the global OpenTelemetry providers)."""
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "benchmarks.bench_emit", "--quick", "--otel", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    otel = json.loads(done.stdout)["otel"]
+    assert otel["unit"] == "ns/call"
+    for case in bench_emit.OTEL_CASES:
+        assert 0 < otel[case] < 1_000_000, (case, otel[case])

@@ -16,7 +16,16 @@ from narration.propagation import (
     parse_traceparent,
 )
 from narration.propagation.http import extract_trace
-from narration.propagation.tracecontext import bind_tracestate, tracestate_for, unbind_tracestate
+from narration.propagation.tracecontext import (
+    TraceParent,
+    bind_trace,
+    bind_tracestate,
+    parse_traceparent_flags,
+    trace_flags_for,
+    tracestate_for,
+    unbind_trace,
+    unbind_tracestate,
+)
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -71,13 +80,20 @@ def test_invalid_traceparents_are_rejected(value: str | None) -> None:
     [*(v for v, _ in VALID.values()), *(v for v in INVALID.values() if v and "\n" not in v)],
 )
 def test_the_opentelemetry_propagator_agrees(value: str) -> None:
-    """The middleware reads headers with opentelemetry-api; the child env with our parser.
+    """On `traceparent`, our parser and opentelemetry-api's propagator accept the same values.
 
     (Not compared: a trailing newline, which opentelemetry's regex lets through and which an
     HTTP header cannot hold anyway.)
     """
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    span = trace.get_current_span(TraceContextTextMapPropagator().extract({"traceparent": value}))
+    theirs = span.get_span_context()
+    expected = (f"{theirs.trace_id:032x}", f"{theirs.span_id:016x}") if theirs.is_valid else None
+    assert parse_traceparent(value) == expected
     extracted = extract_trace(value)
-    assert (extracted[:2] if extracted else None) == parse_traceparent(value)
+    assert (extracted[:2] if extracted else None) == expected
 
 
 def test_extract_keeps_a_valid_tracestate_only_with_a_valid_traceparent() -> None:
@@ -88,7 +104,38 @@ def test_extract_keeps_a_valid_tracestate_only_with_a_valid_traceparent() -> Non
         "congo=t61rcWkgMzE,rojo=00f0",
     )
     assert extract_trace(good, ["not a list member"]) == (TRACE, SPAN, None)
+    # The current key grammar (which opentelemetry-api's parser refuses) and duplicates.
+    assert extract_trace(good, ["foo@=1,bar=2", "bar=3"]) == (TRACE, SPAN, "foo@=1,bar=2")
     assert extract_trace(f"ff-{TRACE}-{SPAN}-01", ["congo=t61rcWkgMzE"]) is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "kept"), [("00", 0), ("01", 1), ("02", 2), ("03", 3), ("ff", 3), ("04", 0)]
+)
+def test_the_sampled_and_random_flags_are_kept_and_the_others_zeroed(flags: str, kept: int) -> None:
+    parsed = parse_traceparent_flags(f"00-{TRACE}-{SPAN}-{flags}")
+    assert parsed == TraceParent(TRACE, SPAN, kept)
+    assert format_traceparent(TRACE, SPAN, flags=int(flags, 16)) == f"00-{TRACE}-{SPAN}-{kept:02x}"
+
+
+def test_flags_and_tracestate_are_only_given_for_their_own_trace() -> None:
+    token = bind_trace(TRACE, 0x02, "congo=t61rcWkgMzE")
+    try:
+        ctx = NarrationContext(trace_id=TRACE)
+        assert (trace_flags_for(ctx), tracestate_for(ctx)) == (0x02, "congo=t61rcWkgMzE")
+        other = NarrationContext(trace_id=new_trace_id())
+        assert (trace_flags_for(other), tracestate_for(other)) == (0x01, None)
+        with narration_context(job_id=JOB, trace_id=TRACE, span_id=SPAN):
+            env = child_env({})
+        assert env["TRACEPARENT"].endswith("-02") and env["TRACESTATE"] == "congo=t61rcWkgMzE"
+        assert env["TRACEPARENT"].split("-")[2] != SPAN
+    finally:
+        unbind_trace(token)
+    # The child binds them back for its own outgoing calls.
+    child = contextvars.copy_context().run(
+        lambda: (lambda c: (trace_flags_for(c), tracestate_for(c)))(init_from_env(env))
+    )
+    assert child == (0x02, "congo=t61rcWkgMzE")
 
 
 def test_new_ids_are_valid_and_distinct() -> None:

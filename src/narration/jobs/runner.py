@@ -14,6 +14,7 @@ from ..dispatch import dispatcher
 from ..emit import n
 from ..events import Level
 from ..ids import new_job_id
+from ..otel.job_spans import end_job_span, enter_job_span, exit_job_span, start_job_span
 from ..store.base import EventLog, JobRecord, Store
 from .registry import JobRegistry, OperationSpec
 from .states import FINAL_STATES, JobState, check_transition
@@ -49,6 +50,7 @@ class Job:
     cancel_requested: bool = False
     stop_requested: bool = False
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    span: Any = None  # the job's OpenTelemetry span (narration.otel.job_spans), if any
 
     @property
     def job_id(self) -> str:
@@ -92,6 +94,7 @@ class JobManager:
         self.actor = actor
         self.accepting = True
         self.live: dict[str, Job] = {}
+        self.observer: Any = None  # told of each job's start and end (server/metrics.py)
         store.on_cancel_request(self._cancel_requested)
 
     @property
@@ -132,12 +135,15 @@ class JobManager:
             trace_id=trace_id,
             span_id=span_id,
         )
-        job = Job(record, log, context, operation)
+        context, span = start_job_span(context, record.job_id, name)
+        job = Job(record, log, context, operation, span=span)
         self.live[record.job_id] = job
         dispatcher.add_route(record.job_id, log.append)
         check_transition(record.state, JobState.RUNNING)
         record.state, record.started_at = JobState.RUNNING, time.time()
         await self.store.start(record)
+        if self.observer is not None:
+            self.observer.submitted(job)
         spec = self.registry.get(name)
         if spec is not None and spec.handler is not None:
             job.task = asyncio.create_task(self._run(job, spec), name=f"narration-{record.job_id}")
@@ -147,9 +153,11 @@ class JobManager:
 
     async def _run(self, job: Job, spec: OperationSpec) -> None:
         token = _current.set(job.context)
+        span_token = enter_job_span(job.span)
         try:
             state, error = await self._call(job, spec)
         finally:
+            exit_job_span(span_token)
             _current.reset(token)
         await self.finish(job, state, error)
 
@@ -185,6 +193,9 @@ class JobManager:
         await self.store.finish(record, job.log)
         dispatcher.remove_route(record.job_id)
         self.live.pop(record.job_id, None)
+        end_job_span(job.span, state, error)
+        if self.observer is not None:
+            self.observer.finished(job)
         job.finished.set()
         await self.store.expire(record.job_id, self.retention_s)
 

@@ -21,11 +21,12 @@ from ..config import configure_from_env
 from ..context import NarrationContext, _current, current_context
 from ..ids import valid_correlation_id
 from .tracecontext import (
-    bind_tracestate,
+    bind_trace,
     clean_tracestate,
     format_traceparent,
     new_span_id,
-    parse_traceparent,
+    parse_traceparent_flags,
+    trace_flags_for,
     tracestate_for,
     valid_trace_id,
 )
@@ -71,7 +72,8 @@ def child_env(
     if ctx.correlation_id:
         env[ENV_CORRELATION_ID] = ctx.correlation_id
     if ctx.trace_id and valid_trace_id(ctx.trace_id):
-        env[ENV_TRACEPARENT] = format_traceparent(ctx.trace_id, new_span_id())
+        flags = trace_flags_for(ctx)
+        env[ENV_TRACEPARENT] = format_traceparent(ctx.trace_id, new_span_id(), flags=flags)
         state = tracestate_for(ctx)
         if state:
             env[ENV_TRACESTATE] = state
@@ -97,15 +99,15 @@ def init_from_env(environ: Mapping[str, str] | None = None) -> NarrationContext:
     job_id = valid_correlation_id(env.get(ENV_JOB_ID))
     correlation_id = valid_correlation_id(env.get(ENV_CORRELATION_ID))
     trace_id = span_id = None
-    parsed = parse_traceparent(env.get(ENV_TRACEPARENT))
+    parsed = parse_traceparent_flags(env.get(ENV_TRACEPARENT))
     if parsed is not None:
-        trace_id, span_id = parsed
+        trace_id, span_id = parsed.trace_id, parsed.span_id
     ctx = _current.get().merged(
         job_id=job_id, correlation_id=correlation_id, trace_id=trace_id, span_id=span_id
     )
     _current.set(ctx)
-    if trace_id is not None:
-        bind_tracestate(trace_id, clean_tracestate(env.get(ENV_TRACESTATE)))
+    if parsed is not None:
+        bind_trace(parsed.trace_id, parsed.flags, clean_tracestate(env.get(ENV_TRACESTATE)))
     return ctx
 
 

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp
 from .. import __version__
 from ..emit import n
 from ..jobs import Job, JobManager, JobRegistry
+from ..otel import otel_from_env
 from ..propagation.http import NarrationMiddleware
 from ..store import LogLimits, Store, open_store
 from .errors import install_error_handlers
@@ -50,6 +51,7 @@ class ServerState:
     jobs: JobManager
     streams: StreamRegistry
     hold_unknown: bool = False
+    metrics: Any = None  # ServerMetrics when prometheus-client is installed (server/metrics.py)
     _stopping: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -117,6 +119,7 @@ def create_app(
     )
     hold_unknown = hold_unhandled and jobs is None  # a bare harness takes any operation
     state = ServerState(settings, backend, manager, StreamRegistry(), hold_unknown)
+    otel_from_env()  # OpenTelemetry export, when the standard OTEL_* variables ask for it
     app = FastAPI(title=title, version=__version__, lifespan=_lifespan(state))
     app.state.narration = state
     setattr(app.state, STATES_KEY, [state])
@@ -124,6 +127,7 @@ def create_app(
     app.add_middleware(StreamRoute, state=state)  # outermost: streams skip per-request layers
     install_error_handlers(app)
     add_job_routes(app, state)
+    state.metrics = _metrics(app, state)
     document_app(app, registry)
     return app
 
@@ -176,6 +180,15 @@ def _with_builtins(jobs: JobRegistry | None, running: Callable[[], int]) -> JobR
     return registry
 
 
+def _metrics(app: FastAPI, state: ServerState) -> Any:
+    """`GET /metrics` when prometheus-client (the `metrics` extra) is installed, else None."""
+    try:
+        from .metrics import install_metrics
+    except ImportError:
+        return None
+    return install_metrics(app, state)
+
+
 def _lifespan(state: ServerState) -> Any:
     """The server's lifespan: open the store; on exit (or SIGINT/SIGTERM) end jobs and streams,
     then close the store."""
@@ -183,11 +196,15 @@ def _lifespan(state: ServerState) -> Any:
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         await state.store.open()
+        if state.metrics is not None:
+            state.metrics.start()
         try:
             with on_exit_signals(lambda: state.begin_shutdown()):
                 yield
         finally:
             await state.begin_shutdown()
+            if state.metrics is not None:
+                await state.metrics.stop()
             await state.store.close()
 
     return lifespan

@@ -112,9 +112,12 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
 
     @app.get("/health", summary="Health check")
     async def health() -> Response:
+        trouble = store.trouble()
+        status = "shutting_down" if not jobs.accepting else "degraded" if trouble else "ok"
         return JSONResponse(
             {
-                "status": "ok" if jobs.accepting else "shutting_down",
+                "status": status,
+                **({"why": trouble} if trouble else {}),
                 "jobs_running": jobs.running,
                 "version": __version__,
                 "streams_open": server.streams.open,

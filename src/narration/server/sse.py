@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -27,10 +28,18 @@ class StreamRegistry:
         self.open = 0
         self.closing = asyncio.Event()
         self._changed = asyncio.Condition()
+        self.followed: dict[str, int] = {}  # job id -> its open streams
+        # Called with each batch of frames sent (metrics: gaps, delivery lag); must not raise.
+        self.on_frames: Callable[[list[bytes]], None] | None = None
 
-    async def _count(self, delta: int) -> None:
+    async def _count(self, delta: int, job_id: str = "") -> None:
         async with self._changed:
             self.open += delta
+            streams = self.followed.get(job_id, 0) + delta
+            if streams > 0:
+                self.followed[job_id] = streams
+            else:
+                self.followed.pop(job_id, None)
             self._changed.notify_all()
 
     async def wait_for_open(self, count: int, timeout: float = 5.0) -> None:
@@ -60,7 +69,7 @@ class EventStreamResponse(Response):
         self.stream_headers = _HEADERS + (headers or [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.registry._count(+1)
+        await self.registry._count(+1, self.log.job_id)
         try:
             writer = asyncio.create_task(self._write(send))
             watcher = asyncio.create_task(self._watch(receive))
@@ -73,7 +82,7 @@ class EventStreamResponse(Response):
             if writer.done() and not writer.cancelled() and writer.exception() is not None:
                 raise writer.exception()  # type: ignore[misc]
         finally:
-            await asyncio.shield(self.registry._count(-1))
+            await asyncio.shield(self.registry._count(-1, self.log.job_id))
 
     async def _watch(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -87,6 +96,8 @@ class EventStreamResponse(Response):
             timeout = 0.0 if closing.is_set() else self.keepalive_s
             result = await self.log.read(self.cursor, timeout=timeout)
             self.cursor = result.cursor
+            if result.frames and self.registry.on_frames is not None:
+                self.registry.on_frames(result.frames)
             if result.done:
                 body = b"".join(result.frames)
                 await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -156,3 +156,7 @@ class Store(ABC):
     def health(self) -> dict[str, Any]:
         """Backend facts for `/health` (name, and any trouble)."""
         return {"store": type(self).__name__}
+
+    def trouble(self) -> str | None:
+        """Why the backend cannot serve right now (`/health` says `degraded`), or None."""
+        return None

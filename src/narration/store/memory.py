@@ -391,6 +391,10 @@ class MemoryStore(Store):
     def __len__(self) -> int:
         return len(self._records)
 
+    def retained_bytes(self) -> int:
+        """Bytes held by the logs still kept, finished ones included (metrics)."""
+        return sum(log.retained()[1] for log in list(self._logs.values()))
+
     async def close(self) -> None:
         for timer in self._timers.values():
             timer.cancel()

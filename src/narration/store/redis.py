@@ -548,6 +548,8 @@ class RedisStore(ReentrySafe, Store):
         self._on_cancel: Callable[[str], Awaitable[Any]] | None = None
         self._cancelling: set[asyncio.Task[Any]] = set()
         self.reaped = 0
+        self.errors = 0  # failed Redis calls (metrics: narration_store_errors_total)
+        self.lease_renewals = 0  # completed lease renewal rounds (metrics)
         self._down_since: float | None = None
         self._last_error: str | None = None
 
@@ -589,6 +591,7 @@ class RedisStore(ReentrySafe, Store):
             await self._command("SCRIPT", "LOAD", script.source)
 
     def _note_failure(self, exc: BaseException) -> None:
+        self.errors += 1
         self._last_error = f"{type(exc).__name__}: {exc}"
         if self._down_since is None:
             self._down_since = time.time()
@@ -1070,6 +1073,12 @@ class RedisStore(ReentrySafe, Store):
             },
         }
 
+    def trouble(self) -> str | None:
+        down_since = self._down_since
+        if down_since is None:
+            return None
+        return f"Redis unreachable for {time.time() - down_since:.1f} s: {self._last_error}"
+
     # ---------------------------------------------------------------- leases
 
     async def _maintain(self) -> None:
@@ -1107,6 +1116,7 @@ class RedisStore(ReentrySafe, Store):
             chunk = held[index : index + 1000]
             reply = await self._eval("renew", [self._leases_key], [lease_ms, *chunk])
             lost.extend(job_id.decode() for job_id in reply)
+        self.lease_renewals += 1
         for job_id in lost:
             if job_id in self._leased:
                 self._lost(job_id)
