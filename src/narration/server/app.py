@@ -20,10 +20,12 @@ from ..jobs import UnknownJob as UnknownJobError
 from ..operations import Operation, OperationError
 from ..propagation.http import NarrationMiddleware
 from ..store import LogLimits, Store, open_store
+from .cors import install_cors
 from .errors import ApiError, checked_job_id, install_error_handlers, unknown_job
 from .settings import ServerSettings
 from .sse import StreamRegistry
 from .stream_route import StreamRoute, document_stream_route
+from .ui import install_ui
 
 __all__ = ["ServerState", "create_app"]
 
@@ -95,11 +97,13 @@ def create_app(
     app = FastAPI(title="narration", version=__version__, lifespan=lifespan)
     app.state.narration = state
     app.add_middleware(NarrationMiddleware)
-    app.add_middleware(StreamRoute, state=state)  # outermost: streams skip per-request layers
+    app.add_middleware(StreamRoute, state=state)  # streams skip per-request layers
+    install_cors(app, settings.cors_origins)  # outermost when on: covers the streams too
     document_stream_route(app)
     install_error_handlers(app)
 
     _add_routes(app, state)
+    install_ui(app)
     return app
 
 
@@ -141,13 +145,19 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         return JSONResponse(body_out, status_code=201, headers=headers)
 
     @app.get("/v1/jobs")
-    async def list_jobs(state: str | None = None, limit: int = 100) -> Response:
+    async def list_jobs(
+        state: str | None = None, limit: int = 100, correlation_id: str | None = None
+    ) -> Response:
         if state is not None and state not in JobState.__members__.values():
             valid = ", ".join(s.value for s in JobState)
             raise ApiError(422, "invalid_state", f"unknown state {state!r}; valid: {valid}")
         if not 1 <= limit <= 1000:
             raise ApiError(422, "invalid_limit", "limit must be between 1 and 1000")
-        records = await store.list(state, limit)
+        if correlation_id is not None and valid_correlation_id(correlation_id) is None:
+            raise ApiError(
+                422, "invalid_correlation_id", "a correlation id is 1-128 of [A-Za-z0-9._:-]"
+            )
+        records = await store.list(state, limit, correlation_id)
         summaries = []
         for record in records:
             log = await store.log(record.job_id)
