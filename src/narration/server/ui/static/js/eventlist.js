@@ -190,8 +190,14 @@ export class EventList {
       slot.hidden = false;
     }
     for (let i = used; i < this.slots.length; i++) {
-      this.slots[i].hidden = true;
-      this.slots[i].row = null;
+      const slot = this.slots[i];
+      if (slot.row !== null) {
+        slot.hidden = true;
+        slot.row = null;
+        slot.className = "row";
+        slot.replaceChildren();
+        delete slot.dataset.id;
+      }
     }
     this.jump.hidden = this.follow || this.unseen === 0;
     this.jump.textContent = `↓ ${count(this.unseen)} new event${this.unseen === 1 ? "" : "s"}`;
