@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 import uuid
+import webbrowser
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -183,8 +184,12 @@ async def keep(
     printer: Printer,
     *,
     correlation_id: str | None = None,
+    open_viewer: bool = False,
 ) -> int:
-    """Submit `operation` to the queen and follow its job to the end; the exit code."""
+    """Submit `operation` to the queen and follow its job to the end; the exit code.
+
+    With `open_viewer`, the job's page in the web viewer opens in a browser too.
+    """
     async with JobClient(queen, correlation_id=correlation_id) as client:
         try:
             submitted = await client.submit(operation)
@@ -194,6 +199,11 @@ async def keep(
         printer.note(
             f"▶ {operation.name}: job {submitted.job_id}, correlation id {submitted.correlation_id}"
         )
+        if open_viewer:
+            first = queen if isinstance(queen, str) else queen[0]
+            url = job_page_url(first, submitted.job_id)
+            printer.note(f"  viewer: {url}")
+            webbrowser.open(url)
         return await follow(client, submitted.job_id, printer, cancel_on_interrupt=True)
 
 
@@ -296,6 +306,16 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)
 
 
+def viewer_url(base_url: str) -> str:
+    """The web viewer of the server at `base_url`."""
+    return f"{base_url.rstrip('/')}/ui/"
+
+
+def job_page_url(base_url: str, job_id: str) -> str:
+    """The viewer's page of one job."""
+    return f"{viewer_url(base_url)}#/jobs/{job_id}"
+
+
 # --------------------------------------------------------------------------- keeper commands
 
 
@@ -317,6 +337,9 @@ def submit(
         str | None, typer.Option("--correlation-id", help="the correlation id to send")
     ] = None,
     ids: IdsOption = False,
+    open_viewer: Annotated[
+        bool, typer.Option("--open", help="also open the job's page in the web viewer")
+    ] = False,
 ) -> None:
     """Submit an operation to the queen and stream its job live (the keeper).
 
@@ -328,7 +351,8 @@ def submit(
     except (OperationError, ValueError) as exc:
         console.print(Text(f"✖ {exc}", "bold red"))
         raise typer.Exit(EXIT_USAGE) from None
-    code = _run(keep(queen, op, Printer(console, ids), correlation_id=correlation_id))
+    printer = Printer(console, ids)
+    code = _run(keep(queen, op, printer, correlation_id=correlation_id, open_viewer=open_viewer))
     raise typer.Exit(code)
 
 
@@ -365,6 +389,16 @@ RetentionOption = Annotated[
     float | None,
     typer.Option("--retention", help="seconds a finished job stays readable (default 600)"),
 ]
+CorsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cors-origin",
+        metavar="ORIGIN",
+        help="an origin whose pages may use the API and streams, e.g. https://app.example "
+        "(repeatable; default none; env NARRATION_CORS_ORIGINS, comma-separated)",
+        show_default=False,
+    ),
+]
 
 
 def _serve(app_: Any, host: str, port: int, label: str, quiet: bool) -> None:
@@ -373,8 +407,24 @@ def _serve(app_: Any, host: str, port: int, label: str, quiet: bool) -> None:
 
     if not quiet:
         configure(console=True)
-    print(f"narration {label} {__version__} on http://{host}:{port}", file=sys.stderr, flush=True)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    base = f"http://{shown}:{port}"
+    print(f"narration {label} {__version__} on {base}", file=sys.stderr)
+    print(f"  viewer: {viewer_url(base)}", file=sys.stderr, flush=True)
     run_server(app_, host, port)
+
+
+def _origins(given: list[str] | None) -> tuple[str, ...] | None:
+    """`--cors-origin` values as a settings value (None: not given, keep env or default)."""
+    if not given:
+        return None
+    from .server.cors import checked_origins
+
+    try:
+        return tuple(checked_origins(given))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--cors-origin") from None
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -397,6 +447,7 @@ def serve(
     max_running: Annotated[
         int | None, typer.Option("--max-running", help="jobs running at once before 503")
     ] = None,
+    cors_origin: CorsOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a narration server (jobs and their SSE streams; env NARRATION_* also apply)."""
@@ -408,6 +459,7 @@ def serve(
         job_timeout_s=job_timeout,
         keepalive_s=keepalive,
         max_running=max_running,
+        cors_origins=_origins(cors_origin),
     )
     _serve(create_app(**options), host, port, "server", quiet)
 
@@ -426,6 +478,7 @@ def queen(
     ] = None,
     store: StoreOption = None,
     retention: RetentionOption = None,
+    cors_origin: CorsOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run the queen: answers hive_list/hive_get/status, forwards the rest to its hives."""
@@ -439,7 +492,7 @@ def queen(
                 f"expected ID=http(s)://host:port, got {spec!r}", param_hint="--hive"
             )
         hives[hive_id.strip()] = url.strip()
-    options = _given(store=store, retention_s=retention)
+    options = _given(store=store, retention_s=retention, cors_origins=_origins(cors_origin))
     _serve(create_queen_app(hives, **options), host, port, "queen", quiet)
 
 
@@ -450,6 +503,7 @@ def hive(
     hive_id: Annotated[str, typer.Option("--id", help="this hive's id")] = "localhost",
     store: StoreOption = None,
     retention: RetentionOption = None,
+    cors_origin: CorsOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a hive: runs the stand-in worker as child processes and narrates them.
@@ -460,7 +514,7 @@ def hive(
     """
     from .services.hive import create_hive_app
 
-    options = _given(store=store, retention_s=retention)
+    options = _given(store=store, retention_s=retention, cors_origins=_origins(cors_origin))
     _serve(create_hive_app(hive_id, **options), host, port, f"hive {hive_id!r}", quiet)
 
 
