@@ -172,3 +172,5 @@ async def test_auto_scroll_pauses_when_the_reader_scrolls_up(
     )
     await harness.complete_job(job_id)
     await expect(page.locator(".banner")).to_have_attribute("data-terminal", "done")
+    # The backlog was read with fetch, the rest live with EventSource: each event once.
+    assert await event_ids(page) == list(range(1, 561))

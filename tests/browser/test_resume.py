@@ -1,10 +1,11 @@
 """Dropped connections, as a browser lives them: EventSource resumes with Last-Event-ID and the
-page shows every event exactly once."""
+page shows every event exactly once, also after reading a backlog with fetch first."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
 from dropping_proxy import DroppingProxy
 from playwright.async_api import Page, expect
 from viewer_helpers import emit, event_ids, open_job, wait_events
@@ -12,16 +13,25 @@ from viewer_helpers import emit, event_ids, open_job, wait_events
 from narration.testing import NarrationTestHarness
 
 
+def _cursor(head: str) -> tuple[str | None, str | None]:
+    """(the `after` query value, the Last-Event-ID header) of a stream request."""
+    after = re.search(r"[?&]after=(\d+)", head.split("\r\n", 1)[0])
+    last = re.search(r"(?im)^last-event-id: *(\d+)", head)
+    return (after.group(1) if after else None, last.group(1) if last else None)
+
+
+@pytest.mark.parametrize("backlog", [0, 300])
 async def test_two_dropped_connections_resume_without_duplicate_or_missing_rows(
-    page: Page, harness: NarrationTestHarness
+    page: Page, harness: NarrationTestHarness, backlog: int
 ) -> None:
     proxy = await DroppingProxy(int(harness.base_url.rsplit(":", 1)[1])).start()
     try:
         job_id = await harness.submit_job({"operation": "hive_list"})
+        emit(harness, job_id, backlog)  # a backlog is read with fetch, then EventSource follows
         await open_job(page, proxy.url, job_id)
         status = page.locator(".statusbar")
         await expect(status).to_have_attribute("data-connection", "live")
-        emit(harness, job_id, 300)
+        emit(harness, job_id, 300 - backlog, start=backlog)
         await wait_events(page, 300)
 
         proxy.drop()  # mid-stream: the job goes on while the browser is away
@@ -37,10 +47,66 @@ async def test_two_dropped_connections_resume_without_duplicate_or_missing_rows(
 
         assert await event_ids(page) == list(range(1, 1001))
         assert await page.locator(".banner").count() == 1
-        heads = proxy.stream_requests()
-        resumed = [re.search(r"(?im)^last-event-id: *(\d+)", head) for head in heads]
-        assert len(heads) == 3, heads
-        assert resumed[0] is None
-        assert [m.group(1) for m in resumed[1:] if m] == ["300", "600"]
+        cursors = [_cursor(head) for head in proxy.stream_requests()]
+        if backlog:  # fetch, then EventSource from ?after=300 (no event of its own before the
+            # first drop, so no Last-Event-ID then), then Last-Event-ID: 600
+            assert cursors == [(None, None), ("300", None), ("300", None), ("300", "600")]
+        else:
+            assert cursors == [(None, None), (None, "300"), (None, "600")]
     finally:
         await proxy.stop()
+
+
+def _port(harness: NarrationTestHarness) -> int:
+    return int(harness.base_url.rsplit(":", 1)[1])
+
+
+async def test_a_server_restarted_without_the_job_shows_it_is_gone(
+    page: Page, harness: NarrationTestHarness
+) -> None:
+    proxy = await DroppingProxy(_port(harness)).start()
+    fresh = await NarrationTestHarness.start()  # the "restarted" server: no such job
+    try:
+        job_id = await harness.submit_job({"operation": "hive_list"})
+        await open_job(page, proxy.url, job_id)
+        await expect(page.locator(".statusbar")).to_have_attribute("data-connection", "live")
+        emit(harness, job_id, 10)
+        await wait_events(page, 10)
+        proxy.upstream_port = _port(fresh)
+        proxy.drop()
+        banner = page.locator(".banner")
+        await expect(banner).to_have_class("banner banner-gone")
+        await expect(banner).to_contain_text("no longer on the server")
+        assert await event_ids(page) == list(range(1, 11))  # what was read stays readable
+        await expect(page.locator(".statusbar")).to_have_attribute("data-connection", "closed")
+    finally:
+        await proxy.stop()
+        await fresh.stop()
+
+
+@pytest.mark.redis
+async def test_a_restarted_server_on_redis_continues_the_stream(page: Page, redis_url: str) -> None:
+    first = await NarrationTestHarness.start(store=redis_url)
+    second = await NarrationTestHarness.start(store=redis_url)  # the server after the restart
+    proxy = await DroppingProxy(_port(first)).start()
+    try:
+        job_id = await first.submit_job({"operation": "hive_list"})
+        await open_job(page, proxy.url, job_id)
+        await expect(page.locator(".statusbar")).to_have_attribute("data-connection", "live")
+        emit(first, job_id, 200)
+        await wait_events(page, 200)
+        proxy.upstream_port = _port(second)
+        proxy.drop()
+        emit(first, job_id, 200, start=200)
+        await wait_events(page, 400)
+        await first.complete_job(job_id)
+        await expect(page.locator(".banner")).to_have_attribute("data-terminal", "done")
+        assert await event_ids(page) == list(range(1, 401))
+        assert [_cursor(head) for head in proxy.stream_requests()] == [
+            (None, None),
+            (None, "200"),
+        ]
+    finally:
+        await proxy.stop()
+        await second.stop()
+        await first.stop()

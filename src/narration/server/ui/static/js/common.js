@@ -44,6 +44,7 @@ export function terminalBanner(name, data, extra = "") {
 }
 
 const STATUS_TEXT = {
+  loading: ["loading", "Loading…"],
   connecting: ["connecting", "Connecting…"],
   live: ["live", "Live"],
   reconnecting: ["reconnecting", "Reconnecting…"],
