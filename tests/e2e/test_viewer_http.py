@@ -63,27 +63,29 @@ async def test_the_viewer_works_under_a_mount_prefix() -> None:
         await task
 
 
-async def test_jobs_filter_by_correlation_id_and_show_their_parent(
-    narration_harness: NarrationTestHarness,
-) -> None:
-    http = narration_harness.http
-    parent = await narration_harness.submit_job({"operation": "hive_list"}, correlation_id="c-1")
-    child = await http.post(
-        "/v1/jobs",
-        json={"operation": "hive_list"},
-        headers={"X-Correlation-Id": "c-1", "X-Parent-Job-Id": parent},
-    )
-    other = await narration_harness.submit_job({"operation": "hive_list"}, correlation_id="c-2")
-    listed = (await http.get("/v1/jobs", params={"correlation_id": "c-1"})).json()
-    assert [job["job_id"] for job in listed] == [child.json()["job_id"], parent]
-    assert listed[0]["parent_job_id"] == parent and "parent_job_id" not in listed[1]
-    only = (await http.get("/v1/jobs", params={"correlation_id": "c-2"})).json()
-    assert [job["job_id"] for job in only] == [other]
-    none = await http.get("/v1/jobs", params={"correlation_id": "c-3", "state": "running"})
-    assert none.json() == []
-    bad = await http.get("/v1/jobs", params={"correlation_id": "no spaces"})
-    assert bad.status_code == 422
-    assert bad.json()["error"]["code"] == "invalid_correlation_id"
+async def test_jobs_filter_by_correlation_id_and_show_their_parent(store_url: str) -> None:
+    async with NarrationTestHarness(store=store_url) as harness:
+        http = harness.http
+        parent = await harness.submit_job({"operation": "hive_list"}, correlation_id="c-1")
+        child = await http.post(
+            "/v1/jobs",
+            json={"operation": "hive_list"},
+            headers={"X-Correlation-Id": "c-1", "X-Parent-Job-Id": parent},
+        )
+        other = await harness.submit_job({"operation": "hive_list"}, correlation_id="c-2")
+        listed = (await http.get("/v1/jobs", params={"correlation_id": "c-1"})).json()
+        assert [job["job_id"] for job in listed] == [child.json()["job_id"], parent]
+        assert listed[0]["parent_job_id"] == parent and "parent_job_id" not in listed[1]
+        only = (await http.get("/v1/jobs", params={"correlation_id": "c-2"})).json()
+        assert [job["job_id"] for job in only] == [other]
+        # The filter applies before the limit: the newest job of c-1, not the newest job.
+        newest = (await http.get("/v1/jobs", params={"correlation_id": "c-1", "limit": 1})).json()
+        assert [job["job_id"] for job in newest] == [child.json()["job_id"]]
+        none = await http.get("/v1/jobs", params={"correlation_id": "c-3", "state": "running"})
+        assert none.json() == []
+        bad = await http.get("/v1/jobs", params={"correlation_id": "no spaces"})
+        assert bad.status_code == 422
+        assert bad.json()["error"]["code"] == "invalid_correlation_id"
 
 
 def _preflight(method: str, origin: str = APP) -> dict[str, str]:

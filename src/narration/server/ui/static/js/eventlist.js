@@ -215,7 +215,7 @@ export class EventList {
       delete slot.dataset.id;
       fill(
         slot,
-        h("span", { class: "time" }, row.ts ? clock(row.ts) : ""),
+        h("span", { class: "time" }), // a gap has no time of its own
         h("span", { class: "gap-text" }, `⚠ ${count(missed)} event${missed === 1 ? "" : "s"} not kept`,
           h("span", { class: "muted" }, ` — the server dropped them to stay within its per-job limit; next is #${row.gap.next_id}`)),
       );

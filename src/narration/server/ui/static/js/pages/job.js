@@ -103,10 +103,9 @@ export function jobPage(view, jobId, setCrumbs) {
       }
     });
 
-    const clock = () => Date.now() / 1000;
     stream = new JobStream(summary, {
       onEvent: (event) => list.addEvent(event),
-      onGap: (gap) => list.addGap(gap, summary.job_id, clock()),
+      onGap: (gap) => list.addGap(gap, summary.job_id, null),
       onTerminal: (name, data) => end(name, data),
       onStatus: (s) => status.connection(s),
       onLost: async () => {
