@@ -50,3 +50,18 @@ export function eventDetails(event, onClose) {
       : h("p", { class: "muted" }, "none"),
   );
 }
+
+/** An `onSelect` for an EventList: shows the selected event in `side`, hides it when none. */
+export function detailsIn(side, getList) {
+  return (row) => {
+    side.hidden = !row;
+    if (!row) return;
+    const close = () => {
+      const list = getList();
+      list.selected = null;
+      side.hidden = true;
+      list.schedule();
+    };
+    side.replaceChildren(eventDetails(row.event, close));
+  };
+}

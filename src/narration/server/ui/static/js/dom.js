@@ -8,7 +8,9 @@ export function h(tag, attrs = {}, ...children) {
     if (value === undefined || value === null || value === false) continue;
     if (key === "class") el.className = value;
     else if (key === "dataset") Object.assign(el.dataset, value);
-    else if (key === "style") for (const [name, v] of Object.entries(value)) el.style.setProperty(name, v);
+    else if (key === "style") {
+      for (const [name, v] of Object.entries(value)) el.style.setProperty(name, v);
+    }
     else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
     else el.setAttribute(key, value === true ? "" : String(value));
   }

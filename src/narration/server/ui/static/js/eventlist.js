@@ -59,7 +59,6 @@ export class EventList {
       { class: "jump", type: "button", hidden: true, onclick: () => this.scrollToEnd() },
       "",
     );
-    el.after(this.jump);
     el.addEventListener("scroll", () => this._scrolled(), { passive: true });
     el.addEventListener("click", (e) => this._clicked(e));
     new ResizeObserver(() => this.schedule()).observe(el);
@@ -170,7 +169,8 @@ export class EventList {
       this.autoTop = el.scrollTop;
     }
     const first = Math.max(0, Math.floor(el.scrollTop / ROW_HEIGHT) - OVERSCAN);
-    const last = Math.min(total, Math.ceil((el.scrollTop + el.clientHeight) / ROW_HEIGHT) + OVERSCAN);
+    const bottom = Math.ceil((el.scrollTop + el.clientHeight) / ROW_HEIGHT);
+    const last = Math.min(total, bottom + OVERSCAN);
     let used = 0;
     for (let i = first; i < last; i++, used++) {
       let slot = this.slots[used];
@@ -180,7 +180,8 @@ export class EventList {
         el.append(slot);
       }
       const row = this.view[i];
-      if (slot.row !== row || slot.version !== this.version || slot.selected !== (row === this.selected)) {
+      const selected = row === this.selected;
+      if (slot.row !== row || slot.version !== this.version || slot.selected !== selected) {
         this._draw(slot, row);
       }
       if (slot.index !== i) {
@@ -199,6 +200,7 @@ export class EventList {
         delete slot.dataset.id;
       }
     }
+    if (!this.jump.isConnected) el.after(this.jump); // beside the list, once it is placed
     this.jump.hidden = this.follow || this.unseen === 0;
     this.jump.textContent = `↓ ${count(this.unseen)} new event${this.unseen === 1 ? "" : "s"}`;
     this.onChange?.(this);
@@ -216,8 +218,17 @@ export class EventList {
       fill(
         slot,
         h("span", { class: "time" }), // a gap has no time of its own
-        h("span", { class: "gap-text" }, `⚠ ${count(missed)} event${missed === 1 ? "" : "s"} not kept`,
-          h("span", { class: "muted" }, ` — the server dropped them to stay within its per-job limit; next is #${row.gap.next_id}`)),
+        h(
+          "span",
+          { class: "gap-text" },
+          `⚠ ${count(missed)} event${missed === 1 ? "" : "s"} not kept`,
+          h(
+            "span",
+            { class: "muted" },
+            " — the server dropped them to stay within its per-job limit; " +
+              `next is #${row.gap.next_id}`,
+          ),
+        ),
       );
       if (job) slot.insertBefore(job, slot.children[1]);
       return;

@@ -2,23 +2,23 @@
 // narration): a keeper request through queen, hive and worker, read from this server.
 
 import { FINAL_STATES, listJobs } from "../api.js";
-import { eventDetails } from "../details.js";
+import { notice, stateBadge, statusBar, terminalOfState } from "../common.js";
+import { detailsIn } from "../details.js";
 import { h, fill } from "../dom.js";
-import { count, duration, operationArgs, operationName, shortId } from "../format.js";
 import { EventList } from "../eventlist.js";
+import { count, duration, operationArgs, operationName, shortId } from "../format.js";
 import { JobStream } from "../stream.js";
 import { filterBar } from "../toolbar.js";
-import { notice, stateBadge, statusBar, terminalOfState } from "../common.js";
 
 const POLL_MS = 2000;
 const MAX_STREAMS = 4; // browsers allow ~6 connections per server; leave some for the API
-const ORIGIN = /^[^:]*:(job-[^#]+)#(\d+)$/;
+const ORIGIN = /^[^:]*:(job-[^#]+)#(\d+)$/; // `hive:<job id>#<event id>`, set by a relay
 
 export function correlationPage(view, correlationId, setCrumbs) {
   setCrumbs([["#/", "Jobs"], [null, `correlation ${correlationId}`]]);
   notice(view, "Loading…", `Reading the jobs of ${correlationId}.`, { back: false });
-  const jobs = new Map(); // job_id -> {summary, index, stream, state, lastTs}
-  const waiting = [];
+  const jobs = new Map(); // job id -> {summary, index, stream, state, lastTs, terminal}
+  const waiting = []; // jobs whose stream waits for a free connection
   let open = 0;
   let timer = 0;
   let gone = false;
@@ -36,18 +36,17 @@ export function correlationPage(view, correlationId, setCrumbs) {
       return;
     }
     if (gone) return;
-    if (!ui) {
-      if (!found.length) {
-        notice(
-          view,
-          "No jobs for this correlation id",
-          `This server has no job with correlation id ${correlationId}: it is unknown here, or its jobs have expired.`,
-          { kind: "warn" },
-        );
-        return;
-      }
-      ui = build();
+    if (!ui && !found.length) {
+      notice(
+        view,
+        "No jobs for this correlation id",
+        `This server has no job with correlation id ${correlationId}: ` +
+          "it is unknown here, or its jobs have expired.",
+        { kind: "warn" },
+      );
+      return;
     }
+    ui ??= timeline(view, correlationId, jobs, waiting);
     for (const summary of [...found].reverse()) addJob(summary); // oldest first
     for (const summary of found) {
       const job = jobs.get(summary.job_id);
@@ -61,9 +60,16 @@ export function correlationPage(view, correlationId, setCrumbs) {
 
   function addJob(summary) {
     if (jobs.has(summary.job_id)) return;
-    const job = { summary, index: jobs.size, stream: null, state: summary.state, lastTs: summary.created_at, terminal: null };
+    const job = {
+      summary,
+      index: jobs.size,
+      stream: null,
+      state: summary.state,
+      lastTs: summary.created_at,
+      terminal: null,
+    };
     jobs.set(summary.job_id, job);
-    // Events relayed from this job by another job on this page are shown once, from here.
+    // Events another job here relayed from this one are shown once: from this job.
     ui.list.removeWhere((row) => row.kind === "event" && relayedFrom(row.event) === summary.job_id);
     waiting.push(job);
     pump();
@@ -71,128 +77,39 @@ export function correlationPage(view, correlationId, setCrumbs) {
 
   function pump() {
     while (open < MAX_STREAMS && waiting.length && !gone) {
-      const job = waiting.shift();
       open += 1;
-      job.stream = new JobStream(job.summary, {
-        onEvent: (event) => {
-          job.lastTs = event.ts;
-          const from = relayedFrom(event);
-          if (from && jobs.has(from)) return;
-          ui.list.addEvent(event);
-        },
-        onGap: (gap) => ui.list.addGap(gap, job.summary.job_id, job.lastTs),
-        onTerminal: (name, data) => {
-          job.terminal = name;
-          job.state = data.state || job.state;
-          ui.list.addTerminal(name, data, job.summary.job_id, job.summary.finished_at || job.lastTs);
-          done();
-        },
-        onStatus: () => ui.drawStatus(),
-        onLost: () => {
-          const name = terminalOfState(job.state);
-          if (FINAL_STATES.has(job.state) && name) {
-            job.terminal = name;
-            job.stream.close();
-            done();
-          } else {
-            job.stream.resume();
-          }
-        },
-      }).start();
+      follow(waiting.shift());
     }
-    function done() {
+  }
+
+  function follow(job) {
+    const jobId = job.summary.job_id;
+    const ended = () => {
       open -= 1;
       ui.drawJobs();
       pump();
-    }
-  }
-
-  function label(jobId) {
-    const job = jobs.get(jobId);
-    if (!job) return { text: shortId(jobId), hue: 7 };
-    return { text: `${operationName(job.summary.operation)} ${jobId.slice(4, 8)}`, hue: job.index % 8 };
-  }
-
-  function build() {
-    const title = h("h1", {}, "Correlation ", h("code", {}, correlationId));
-    const meta = h("div", { class: "meta" });
-    const strip = h("ol", { class: "job-strip", "aria-label": "jobs" });
-    const area = h("div", { class: "log-area" });
-    const listEl = h("div", { class: "log", tabindex: "0", "aria-label": "timeline" });
-    const side = h("aside", { class: "side", hidden: true });
-    area.append(listEl, side);
-    const status = statusBar();
-    const page = h(
-      "section",
-      { class: "page correlation-page" },
-      h("div", { class: "page-head" }, h("div", { class: "title-row" }, title), meta),
-      strip,
-    );
-    fill(view, page);
-    const list = new EventList(listEl, {
-      sorted: true,
-      jobLabel: label,
-      onSelect: (row) => {
-        side.hidden = !row;
-        if (row) fill(side, eventDetails(row.event, () => { list.selected = null; side.hidden = true; list.schedule(); }));
+    };
+    job.stream = new JobStream(job.summary, {
+      onEvent: (event) => {
+        job.lastTs = event.ts;
+        const from = relayedFrom(event);
+        if (!(from && jobs.has(from))) ui.list.addEvent(event);
       },
-      onChange: () => {
-        bar.refresh();
-        status.counts(list);
-        drawMeta();
+      onGap: (gap) => ui.list.addGap(gap, jobId, job.lastTs),
+      onTerminal: (name, data) => {
+        job.terminal = name;
+        job.state = data.state || job.state;
+        ui.list.addTerminal(name, data, jobId, job.summary.finished_at || job.lastTs);
+        ended();
       },
-    });
-    const bar = filterBar(list, {
-      jobs: () => [...jobs.values()].map((job) => [job.summary.job_id, label(job.summary.job_id).text]),
-    });
-    page.append(bar.el, area, status.el);
-    window.narrationViewer.list = list;
-
-    function drawMeta() {
-      const rows = list.rows;
-      const span = rows.length > 1 ? duration(rows[rows.length - 1].ts - rows[0].ts) : "—";
-      meta.textContent = `${count(jobs.size)} job${jobs.size === 1 ? "" : "s"} · ${count(list.events)} events · actors ${[...list.actors].sort().join(", ") || "—"} · spans ${span}`;
-    }
-
-    function drawJobs() {
-      const children = new Map();
-      for (const job of jobs.values()) {
-        const parent = job.summary.parent_job_id;
-        const key = parent && jobs.has(parent) ? parent : "";
-        if (!children.has(key)) children.set(key, []);
-        children.get(key).push(job);
-      }
-      const items = [];
-      const walk = (key, depth) => {
-        for (const job of children.get(key) || []) {
-          const s = job.summary;
-          const lab = label(s.job_id);
-          items.push(
-            h(
-              "li",
-              { class: "strip-job", style: { "--depth": String(depth) }, dataset: { jobId: s.job_id } },
-              h("span", { class: `swatch hue-${lab.hue}`, "aria-hidden": "true" }),
-              stateBadge(job.state),
-              h("a", { href: `#/jobs/${s.job_id}`, title: s.job_id }, operationName(s.operation)),
-              h("span", { class: "op-args" }, operationArgs(s.operation, 60)),
-              h("span", { class: "muted" }, `${count(s.events)} events`),
-            ),
-          );
-          walk(s.job_id, depth + 1);
-        }
-      };
-      walk("", 0);
-      fill(strip, items);
-      drawStatus();
-    }
-
-    function drawStatus() {
-      const streams = [...jobs.values()].map((job) => job.stream);
-      const live = streams.some((s) => s && !s.finished) || waiting.length;
-      status.connection(live ? "live" : "closed");
-    }
-
-    return { list, drawJobs, drawStatus };
+      onStatus: () => ui.drawStatus(),
+      onLost: () => {
+        if (!terminalOfState(job.state)) return job.stream.resume();
+        job.terminal = terminalOfState(job.state);
+        job.stream.close();
+        ended();
+      },
+    }).start();
   }
 
   poll();
@@ -203,6 +120,94 @@ export function correlationPage(view, correlationId, setCrumbs) {
       for (const job of jobs.values()) job.stream?.close();
     },
   };
+}
+
+/** The page around the merged list: title, facts, the jobs as a tree, filters, status. */
+function timeline(view, correlationId, jobs, waiting) {
+  const meta = h("div", { class: "meta" });
+  const strip = h("ol", { class: "job-strip", "aria-label": "jobs" });
+  const listEl = h("div", { class: "log", tabindex: "0", "aria-label": "timeline" });
+  const side = h("aside", { class: "side", hidden: true });
+  const status = statusBar();
+  const title = h("h1", {}, "Correlation ", h("code", {}, correlationId));
+  const page = h(
+    "section",
+    { class: "page correlation-page" },
+    h("div", { class: "page-head" }, h("div", { class: "title-row" }, title), meta),
+    strip,
+  );
+  fill(view, page);
+
+  const label = (jobId) => {
+    const job = jobs.get(jobId);
+    if (!job) return { text: shortId(jobId), hue: 7 };
+    const name = operationName(job.summary.operation);
+    return { text: `${name} ${jobId.slice(4, 8)}`, hue: job.index % 8 };
+  };
+  const list = new EventList(listEl, {
+    sorted: true,
+    jobLabel: label,
+    onSelect: detailsIn(side, () => list),
+    onChange: () => {
+      bar.refresh();
+      status.counts(list);
+      drawMeta();
+    },
+  });
+  const bar = filterBar(list, {
+    jobs: () => [...jobs.keys()].map((jobId) => [jobId, label(jobId).text]),
+  });
+  page.append(bar.el, h("div", { class: "log-area" }, listEl, side), status.el);
+  window.narrationViewer.list = list;
+
+  function drawMeta() {
+    const rows = list.rows;
+    const span = rows.length > 1 ? duration(rows[rows.length - 1].ts - rows[0].ts) : "—";
+    const actors = [...list.actors].sort().join(", ") || "—";
+    meta.textContent =
+      `${count(jobs.size)} job${jobs.size === 1 ? "" : "s"} · ${count(list.events)} events · ` +
+      `actors ${actors} · spans ${span}`;
+  }
+
+  function drawJobs() {
+    const children = new Map(); // parent job id ("" for none here) -> its jobs
+    for (const job of jobs.values()) {
+      const parent = job.summary.parent_job_id;
+      const key = parent && jobs.has(parent) ? parent : "";
+      if (!children.has(key)) children.set(key, []);
+      children.get(key).push(job);
+    }
+    const items = [];
+    const walk = (key, depth) => {
+      for (const job of children.get(key) || []) {
+        items.push(stripItem(job, depth, label(job.summary.job_id)));
+        walk(job.summary.job_id, depth + 1);
+      }
+    };
+    walk("", 0);
+    fill(strip, items);
+    drawStatus();
+  }
+
+  function drawStatus() {
+    const live = waiting.length || [...jobs.values()].some((j) => j.stream && !j.stream.finished);
+    status.connection(live ? "live" : "closed");
+  }
+
+  return { list, drawJobs, drawStatus };
+}
+
+function stripItem(job, depth, label) {
+  const s = job.summary;
+  return h(
+    "li",
+    { class: "strip-job", style: { "--depth": String(depth) }, dataset: { jobId: s.job_id } },
+    h("span", { class: `swatch hue-${label.hue}`, "aria-hidden": "true" }),
+    stateBadge(job.state),
+    h("a", { href: `#/jobs/${s.job_id}`, title: s.job_id }, operationName(s.operation)),
+    h("span", { class: "op-args" }, operationArgs(s.operation, 60)),
+    h("span", { class: "muted" }, `${count(s.events)} events`),
+  );
 }
 
 function relayedFrom(event) {
