@@ -37,7 +37,7 @@ export async function apiFetch(path, init = {}) {
   return body;
 }
 
-export function listJobs({ state, correlationId, limit = 200 } = {}) {
+export function listJobs({ state, correlationId, limit = 100 } = {}) {
   const query = new URLSearchParams({ limit: String(limit) });
   if (state) query.set("state", state);
   if (correlationId) query.set("correlation_id", correlationId);
