@@ -142,7 +142,7 @@ function timeline(view, correlationId, jobs, waiting) {
     const job = jobs.get(jobId);
     if (!job) return { text: shortId(jobId), hue: 7 };
     const name = operationName(job.summary.operation);
-    return { text: `${name} ${jobId.slice(4, 8)}`, hue: job.index % 8 };
+    return { text: `${name} ${jobId.slice(4, 8)}`, hue: (job.index + 3) % 8 }; // past actor hues
   };
   const list = new EventList(listEl, {
     sorted: true,
