@@ -10,7 +10,11 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) 3.11)
 # One stamp per interpreter choice, so choosing another one re-syncs the environment.
 STAMP := $(VENV)/.synced-$(subst /,_,$(PYTHON))
 
-.PHONY: env demo test lint typecheck unit bench clean
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+CHROMIUM ?= $(or $(NARRATION_CHROMIUM),/usr/bin/chromium)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: env demo test lint typecheck unit bench screenshots clean
 
 $(UV):
 	$(PY) -m pip install --user --quiet uv || $(PY) -m pip install --quiet uv
@@ -21,7 +25,12 @@ $(STAMP): pyproject.toml uv.lock Makefile | $(UV)
 	$(UV) sync --frozen --all-extras --python $(PYTHON)
 	@rm -f $(VENV)/.synced-* && touch $(STAMP)
 
-env: $(STAMP)
+$(CHROMIUM):
+	@echo "Installing Debian's chromium (for the browser tests)"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+env: $(STAMP) $(CHROMIUM)
 
 demo: env
 	$(VENV)/bin/narration demo
@@ -40,6 +49,11 @@ test: lint typecheck unit
 
 bench: env
 	$(VENV)/bin/python -m benchmarks.run_all
+
+# The viewer's screenshots in docs/screenshots, taken by its browser tests on a real demo chain.
+screenshots: env
+	NARRATION_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q \
+		tests/browser/test_correlation_page.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -19,7 +19,9 @@ __all__ = [
     "checked_url",
     "console",
     "fail",
+    "job_page_url",
     "report",
+    "viewer_url",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:7833"
@@ -47,6 +49,16 @@ IdsOption = Annotated[bool, typer.Option("--ids", help="show each event's ids an
 def console() -> Console:
     """The console commands print to (no syntax highlighting; long lines wrap softly)."""
     return Console(highlight=False, soft_wrap=True)
+
+
+def viewer_url(base_url: str) -> str:
+    """The web viewer of the server at `base_url`."""
+    return f"{base_url.rstrip('/')}/ui/"
+
+
+def job_page_url(base_url: str, job_id: str) -> str:
+    """The viewer's page of one job."""
+    return f"{viewer_url(base_url)}#/jobs/{job_id}"
 
 
 def checked_url(url: str) -> str:

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import json
 import time
+import webbrowser
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from ..client import JobClient, JobClientError
-from .base import DEFAULT_URL, IdsOption, UrlOption, app, checked_url, console, fail, report
+from ..client import JobClient, JobClientError, Submitted
+from .base import (
+    DEFAULT_URL,
+    IdsOption,
+    UrlOption,
+    app,
+    checked_url,
+    console,
+    fail,
+    job_page_url,
+    report,
+)
 from .keeper import EXIT_USAGE, follow, keep, run
 from .operations import build_operation, read_json_fields
 from .render import Printer
@@ -45,6 +56,9 @@ def submit(
         str | None, typer.Option("--correlation-id", help="the correlation id to send")
     ] = None,
     ids: IdsOption = False,
+    open_viewer: Annotated[
+        bool, typer.Option("--open", help="also open the job's page in the web viewer")
+    ] = False,
 ) -> None:
     """Submit an operation and stream its job live (the keeper).
 
@@ -59,7 +73,15 @@ def submit(
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
     printer = Printer(console(), ids)
-    raise typer.Exit(run(keep(url, body, printer, correlation_id=correlation_id)))
+
+    def show_page(submitted: Submitted) -> None:
+        page = job_page_url(url, submitted.job_id)
+        printer.note(f"  viewer: {page}")
+        webbrowser.open(page)
+
+    opened = show_page if open_viewer else None
+    code = run(keep(url, body, printer, correlation_id=correlation_id, on_submitted=opened))
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -25,6 +25,16 @@ RetentionOption = Annotated[
     typer.Option("--retention", help="seconds a finished job stays readable (default 600)"),
 ]
 IdsOption = Annotated[bool, typer.Option("--ids", help="show each event's ids and origin")]
+CorsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cors-origin",
+        metavar="ORIGIN",
+        help="an origin whose pages may use the API and streams, e.g. https://app.example "
+        "(repeatable; default none; env NARRATION_CORS_ORIGINS, comma-separated)",
+        show_default=False,
+    ),
+]
 
 
 def _run_server(app_: Any, host: str, port: int, label: str, quiet: bool) -> None:
@@ -36,6 +46,18 @@ def _run_server(app_: Any, host: str, port: int, label: str, quiet: bool) -> Non
         configure(console=True)
     console().print(f"narration {label} {__version__}", style="dim", highlight=False)
     run_server(app_, host, port)
+
+
+def _origins(given: list[str] | None) -> tuple[str, ...] | None:
+    """`--cors-origin` values as a settings value (None: not given, keep env or default)."""
+    if not given:
+        return None
+    from ..server.cors import checked_origins
+
+    try:
+        return tuple(checked_origins(given))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--cors-origin") from None
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -95,6 +117,7 @@ def serve(
     max_running: Annotated[
         int | None, typer.Option("--max-running", help="jobs running at once before 503")
     ] = None,
+    cors_origin: CorsOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a narration server for your operations (--jobs) or your app (--app).
@@ -107,6 +130,7 @@ def serve(
         job_timeout_s=job_timeout,
         keepalive_s=keepalive,
         max_running=max_running,
+        cors_origins=_origins(cors_origin),
     )
     _run_server(_user_app(app_spec, jobs_spec, options), host, port, "server", quiet)
 
@@ -125,6 +149,7 @@ def queen(
     ] = None,
     store: StoreOption = None,
     retention: RetentionOption = None,
+    cors_origin: CorsOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run the queen: answers hive_list/hive_get/status, forwards the rest to its hives."""
@@ -138,7 +163,7 @@ def queen(
                 f"expected ID=http(s)://host:port, got {spec!r}", param_hint="--hive"
             )
         hives[hive_id.strip()] = url.strip()
-    options = _given(store=store, retention_s=retention)
+    options = _given(store=store, retention_s=retention, cors_origins=_origins(cors_origin))
     _run_server(create_queen_app(hives, **options), host, port, "queen", quiet)
 
 
@@ -149,6 +174,7 @@ def hive(
     hive_id: Annotated[str, typer.Option("--id", help="this hive's id")] = "localhost",
     store: StoreOption = None,
     retention: RetentionOption = None,
+    cors_origin: CorsOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a hive: runs the stand-in worker as child processes and narrates them.
@@ -159,7 +185,7 @@ def hive(
     """
     from ..services.hive import create_hive_app
 
-    options = _given(store=store, retention_s=retention)
+    options = _given(store=store, retention_s=retention, cors_origins=_origins(cors_origin))
     _run_server(create_hive_app(hive_id, **options), host, port, f"hive {hive_id!r}", quiet)
 
 

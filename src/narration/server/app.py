@@ -28,6 +28,7 @@ from ..jobs import Job, JobManager, JobRegistry
 from ..otel import otel_from_env
 from ..propagation.http import NarrationMiddleware
 from ..store import LogLimits, Store, open_store
+from .cors import install_cors
 from .errors import install_error_handlers
 from .openapi import document_app
 from .routes import add_job_routes
@@ -35,6 +36,7 @@ from .settings import ServerSettings
 from .shutdown import on_exit_signals
 from .sse import StreamRegistry
 from .stream_route import StreamRoute
+from .ui import install_ui
 
 __all__ = ["ServerState", "ServerStatus", "create_app", "mount_narration", "server_states"]
 
@@ -124,11 +126,13 @@ def create_app(
     app.state.narration = state
     setattr(app.state, STATES_KEY, [state])
     app.add_middleware(NarrationMiddleware)
-    app.add_middleware(StreamRoute, state=state)  # outermost: streams skip per-request layers
+    app.add_middleware(StreamRoute, state=state)  # streams skip per-request layers
+    install_cors(app, settings.cors_origins)  # outermost when on: covers the streams too
     install_error_handlers(app)
     add_job_routes(app, state)
     state.metrics = _metrics(app, state)
     document_app(app, registry)
+    install_ui(app)
     return app
 
 

@@ -70,13 +70,19 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
         return JSONResponse(body_out, status_code=201, headers=headers)
 
     @app.get("/v1/jobs", summary="List jobs, newest first", operation_id="list_jobs")
-    async def list_jobs(state: str | None = None, limit: int = 100) -> Response:
+    async def list_jobs(
+        state: str | None = None, limit: int = 100, correlation_id: str | None = None
+    ) -> Response:
         if state is not None and state not in JobState.__members__.values():
             valid = ", ".join(s.value for s in JobState)
             raise ApiError(422, "invalid_state", f"unknown state {state!r}; valid: {valid}")
         if not 1 <= limit <= 1000:
             raise ApiError(422, "invalid_limit", "limit must be between 1 and 1000")
-        records = await store.list(state, limit)
+        if correlation_id is not None and valid_correlation_id(correlation_id) is None:
+            raise ApiError(
+                422, "invalid_correlation_id", "a correlation id is 1-128 of [A-Za-z0-9._:-]"
+            )
+        records = await store.list(state, limit, correlation_id)
         summaries = []
         for record in records:
             log = await store.log(record.job_id)

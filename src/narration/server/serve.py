@@ -34,11 +34,13 @@ class NarrationServer(uvicorn.Server):
             self.ready.set()
             if self.announce:
                 print(f"narration: serving on {self.url} (Ctrl-C stops)", file=sys.stderr)
+                print(f"  viewer: {self.url}/ui/", file=sys.stderr, flush=True)
 
     @property
     def url(self) -> str:
-        """`http://host:port` of the listening socket."""
+        """`http://host:port` of the listening socket (loopback shown for a wildcard bind)."""
         host = self.config.host
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 

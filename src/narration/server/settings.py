@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["ServerSettings"]
+__all__ = ["ServerSettings", "split_list"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,8 @@ class ServerSettings:
     shutdown_grace_s: float = 5.0
     store: str | None = None
     actor: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    """Origins whose pages may call the API and read streams (`*` for any); none by default."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServerSettings:
@@ -40,6 +42,8 @@ class ServerSettings:
 
 
 def _convert(name: str, kind: str, raw: str) -> Any:
+    if kind.startswith("tuple"):
+        return split_list(raw)
     try:
         if "float" in kind:
             return None if raw.lower() in ("none", "off") else float(raw)
@@ -48,3 +52,8 @@ def _convert(name: str, kind: str, raw: str) -> Any:
     except ValueError:
         raise ValueError(f"NARRATION_{name.upper()}={raw!r} is not a number") from None
     return raw
+
+
+def split_list(raw: str) -> tuple[str, ...]:
+    """A comma-separated env value as a tuple of its non-empty, stripped items."""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())

@@ -58,6 +58,12 @@ class JobRecord:
     trace_id: str | None = None
     owner: str | None = None
 
+    def matches(self, state: str | None, correlation_id: str | None) -> bool:
+        """True when the job is in `state` and has `correlation_id` (None matches any)."""
+        return (state is None or self.state == state) and (
+            correlation_id is None or self.correlation_id == correlation_id
+        )
+
     def summary(self, events: int) -> dict[str, Any]:
         """The JSON body of `GET /v1/jobs/{id}` (`parent_job_id` only for a forwarded job)."""
         summary: dict[str, Any] = {
@@ -117,8 +123,10 @@ class Store(ABC):
         """The job's event log, or None when unknown (or expired)."""
 
     @abstractmethod
-    async def list(self, state: str | None, limit: int) -> list[JobRecord]:
-        """Jobs, newest first, optionally only those in `state`."""
+    async def list(
+        self, state: str | None, limit: int, correlation_id: str | None = None
+    ) -> list[JobRecord]:
+        """Jobs, newest first, optionally only those in `state` and of `correlation_id`."""
 
     @abstractmethod
     async def start(self, record: JobRecord) -> None:

@@ -357,10 +357,12 @@ class MemoryStore(Store):
     async def log(self, job_id: str) -> EventLog | None:
         return self._logs.get(job_id)
 
-    async def list(self, state: str | None, limit: int) -> list[JobRecord]:
+    async def list(
+        self, state: str | None, limit: int, correlation_id: str | None = None
+    ) -> list[JobRecord]:
         result: list[JobRecord] = []
         for record in reversed(self._records.values()):  # insertion order = creation order
-            if state is None or record.state == state:
+            if record.matches(state, correlation_id):
                 result.append(record)
                 if len(result) >= limit:
                     break

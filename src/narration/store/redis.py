@@ -883,10 +883,13 @@ class RedisStore(ReentrySafe, Store):
         )
 
     @_unavailable_when_unreachable
-    async def list(self, state: str | None, limit: int) -> list[JobRecord]:
+    async def list(
+        self, state: str | None, limit: int, correlation_id: str | None = None
+    ) -> list[JobRecord]:
         self._start()
         result: list[JobRecord] = []
-        chunk = limit if state is None else max(limit, 200)
+        filtered = state is not None or correlation_id is not None
+        chunk = max(limit, 200) if filtered else limit
         start = 0
         stale: list[bytes] = []
         while len(result) < limit:
@@ -902,7 +905,7 @@ class RedisStore(ReentrySafe, Store):
                     stale.append(job_id)
                     continue
                 record = _record_from(job_id.decode(), raw)
-                if state is None or record.state == state:
+                if record.matches(state, correlation_id):
                     result.append(record)
                     if len(result) >= limit:
                         break
