@@ -13,10 +13,20 @@ from typing import Any
 
 import msgspec
 
+from .context import EMPTY as _EMPTY
 from .context import _current
 from .dispatch import dispatcher
 from .events import LEVEL_RANK, Level, NarrationEvent
-from .sanitize import MAX_MESSAGE_CHARS, VALID_ACTIONS, clean_action, clean_text
+from .lost_context import note as _note_lost_context
+from .sanitize import (
+    MAX_MESSAGE_CHARS,
+    VALID_ACTIONS,
+    clean_action,
+    clean_text,
+    safe_repr,
+    safe_str,
+)
+from .template import POSITIONAL_TEMPLATES, format_error, format_template
 
 __all__ = ["n", "narrate", "relay"]
 
@@ -34,11 +44,16 @@ _levels_by_id = {id(level): (level, rank) for level, rank in LEVEL_RANK.items()}
 _ROUND = 6755399441055744.0
 _routes = dispatcher.routes
 _valid_actions = VALID_ACTIONS
+_positional_templates = POSITIONAL_TEMPLATES
+_NO_CALLER = compile("", "<no caller>", "exec")
 
 
 def _caller_info(code: CodeType) -> tuple[CodeType, str, str]:
     """(code, actor, fn_name) of `n()`'s caller: its top-level package and qualified name."""
-    module = _getframe(2).f_globals.get("__name__", "main")
+    try:
+        module = _getframe(2).f_globals.get("__name__", "main")
+    except ValueError:  # no Python caller
+        module = "main"
     if len(_callers) >= _CALLER_CACHE_CAP:
         _callers.clear()
     actor = module.partition(".")[0].strip("_") or "main"
@@ -74,13 +89,21 @@ def n(
     if type(action) is not str or type(message) is not str:
         action, message = _check_types(action, message)
     ctx = _current.get()
-    code = _getframe(1).f_code
+    try:
+        code = _getframe(1).f_code
+    except ValueError:  # called straight from C with no Python caller (e.g. an atexit hook)
+        code = _NO_CALLER
     info = _callers.get(id(code)) or _caller_info(code)
     if args:
-        try:
-            message = message.format(*args)
-        except Exception as exc:
-            fields["format_error"] = f"{type(exc).__name__}: {exc}"
+        if _positional_templates.get(message) == len(args):  # checked safe, args match
+            try:
+                message = message.format(*args)
+            except Exception as exc:
+                fields["format_error"] = format_error(exc)
+        else:
+            message = format_template(message, args, fields)
+    elif fields and "{" in message:
+        message = format_template(message, args, fields)
     if not (message.isprintable() and len(message) <= MAX_MESSAGE_CHARS):
         message = clean_text(message)
     if action not in _valid_actions:
@@ -112,6 +135,8 @@ def n(
             dispatcher.unrouted += 1
         else:
             route(event)
+    elif _routes and ctx is _EMPTY:  # jobs run here, yet no context: maybe a plain thread
+        _note_lost_context()
     if dispatcher.sinks:
         dispatcher.to_sinks(event)
     if ctx.taps:
@@ -147,23 +172,43 @@ def relay(event: NarrationEvent, origin: str | None = None) -> NarrationEvent:
 
 
 def _with_variants(
-    event: NarrationEvent, target: str | None, cute: str | None, story: str | None
+    event: NarrationEvent, target: object, cute: object, story: object
 ) -> NarrationEvent:
-    """`event` with its target and its cute/story texts (cleaned like the message)."""
+    """`event` with its target and its cute/story texts (cleaned like the message).
+
+    A value that is not a str is converted with str(); when that raises, a marked placeholder
+    takes its place and `fields["invalid_<name>"]` says why.
+    """
+    flags: dict[str, str] = {}
+    texts = [
+        None if value is None else _variant_text(value, name, flags)
+        for name, value in (("target", target), ("cute", cute), ("story", story))
+    ]
+    fields = {**(event.fields or {}), **flags} if flags else event.fields
     return msgspec.structs.replace(
         event,
-        target=None if target is None else clean_action(str(target))[0],
-        cute=None if cute is None else clean_text(str(cute)),
-        story=None if story is None else clean_text(str(story)),
+        target=None if texts[0] is None else clean_action(texts[0])[0],
+        cute=None if texts[1] is None else clean_text(texts[1]),
+        story=None if texts[2] is None else clean_text(texts[2]),
+        fields=fields,
     )
+
+
+def _variant_text(value: object, name: str, flags: dict[str, str]) -> str:
+    if type(value) is str:
+        return value
+    text, error = safe_str(value)
+    if error is not None:
+        flags[f"invalid_{name}"] = error
+    return text
 
 
 def _parse_level(level: object, fields: dict[str, Any]) -> tuple[Level, int]:
     """`level` (a name, any case) as a Level and its rank; an unknown one is INFO, flagged."""
     try:
         member = Level.parse(level)  # type: ignore[arg-type]
-    except (ValueError, TypeError):
-        fields["invalid_level"] = repr(level)[:64]
+    except Exception:  # unknown, or an object whose __str__ raises
+        fields["invalid_level"] = safe_repr(level)[:64]
         member = _INFO
     return member, LEVEL_RANK[member]
 
@@ -174,4 +219,4 @@ def _check_types(action: object, message: object) -> tuple[str, str]:
         raise TypeError(f"narration action must be str, not {type(action).__name__}")
     if not isinstance(message, str):
         raise TypeError(f"narration message must be str, not {type(message).__name__}")
-    return str(action), str(message)
+    return str.__str__(action), str.__str__(message)  # a subclass's own __str__ is not run

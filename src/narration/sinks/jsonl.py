@@ -2,27 +2,84 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import time
+from collections.abc import Sequence
 from typing import BinaryIO
 
 from ..events import Level, NarrationEvent, encode_event
+from ._stdout import OrderedStdout
 from ._writer import QueuedSink
 
 __all__ = ["JsonlSink"]
 
 
 class JsonlSink(QueuedSink):
-    """Writes each event as one JSON line to a binary stream (stdout by default)."""
+    """Writes each event as one JSON line to a binary stream (stdout by default).
+
+    `JsonlSink.for_stdout()` (what `configure(output="jsonl")` uses) also routes `print()` and
+    other writes to `sys.stdout` through the same queue, so text and events reach stdout in the
+    order they were made; `close()` puts the original `sys.stdout` back.
+    """
 
     thread_name = "narration-jsonl"
 
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self.stream: BinaryIO = stream if stream is not None else sys.stdout.buffer
+        self._at_line_start = True
+        self._stdout: OrderedStdout | None = None
         super().__init__()
 
-    def _write(self, batch: list[NarrationEvent]) -> None:
-        self.stream.write(b"".join(encode_event(event) + b"\n" for event in batch))
+    @classmethod
+    def for_stdout(cls) -> JsonlSink:
+        """A sink writing to this process's stdout, which `print()` then shares in order."""
+        original = sys.stdout
+        if not isinstance(original, io.TextIOWrapper):  # replaced by the application: leave it
+            return cls()
+        original.flush()
+        binary: BinaryIO = original.buffer
+        if isinstance(binary, io.RawIOBase):  # python -u: give the writer whole-batch writes
+            binary = io.BufferedWriter(binary)
+        sink = cls(binary)
+        sink._stdout = OrderedStdout(original, sink.write_text, sink.flush)
+        sys.stdout = sink._stdout
+        return sink
+
+    def write_text(self, data: bytes) -> None:
+        """Queue raw output (already encoded text) behind the events queued so far."""
+        if self._writer.closed:
+            self._write_direct(data)
+        else:
+            self._writer.put_wait(data)
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer, and give `sys.stdout` back if it was taken."""
+        super().close()
+        if self._stdout is not None and sys.stdout is self._stdout:
+            sys.stdout = self._stdout.original
+
+    def _write_direct(self, data: bytes) -> None:
+        """After close (interpreter exit): no writer thread, so write at once."""
+        self.stream.write(data)
+        self.stream.flush()
+
+    def _write(self, batch: Sequence[NarrationEvent | bytes]) -> None:
+        out: list[bytes] = []
+        at_line_start = self._at_line_start
+        for item in batch:
+            if type(item) is bytes:
+                if item:
+                    out.append(item)
+                    at_line_start = item.endswith(b"\n")
+            else:
+                assert isinstance(item, NarrationEvent)
+                if not at_line_start:  # a print without its newline yet: keep the event whole
+                    out.append(b"\n")
+                out.append(encode_event(item) + b"\n")
+                at_line_start = True
+        self._at_line_start = at_line_start
+        self.stream.write(b"".join(out))
         self.stream.flush()
 
     def _report_drop(self, count: int) -> None:
@@ -34,5 +91,4 @@ class JsonlSink(QueuedSink):
             human=f"{count} events were not written (output fell behind)",
             fields={"dropped": count},
         )
-        self.stream.write(encode_event(notice) + b"\n")
-        self.stream.flush()
+        self._write([notice])

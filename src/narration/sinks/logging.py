@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from ..context import current_context
@@ -93,7 +94,7 @@ class LoggingSink(QueuedSink):
         self.prefix = prefix
         super().__init__()
 
-    def _write(self, batch: list[NarrationEvent]) -> None:
+    def _write(self, batch: Sequence[NarrationEvent]) -> None:
         for event in batch:
             logger = logging.getLogger(f"{self.prefix}.{event.actor}")
             levelno = _TO_LOGGING[event.level]
