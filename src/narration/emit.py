@@ -74,9 +74,11 @@ def n(
 ) -> NarrationEvent | None:
     """Narrate: `n("spawn", "Spawning worker on GPU {}", gpu)`.
 
-    The event carries the current context's job id, correlation id and trace ids; its actor is
-    the context's actor or the caller's top-level package. Returns the event, or None when its
-    level is below the configured threshold.
+    With `args` or `fields`, `message` is a safe template: `{}`/`{0}` take the args, `{name}`
+    the fields (which stay fields); see `narration.template`. The event carries the current
+    context's job id, correlation id and trace ids; its actor is the context's actor or the
+    caller's top-level package. Returns the event, or None when its level is below the
+    configured threshold. Raises only TypeError, for a non-str action or message.
     """
     if level is _INFO:
         if dispatcher.min_rank > _INFO_RANK:

@@ -12,6 +12,7 @@ as deliberately job-less.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 from typing import TextIO
@@ -33,14 +34,24 @@ class _Counts:
 
 
 _counts = _Counts()
-_main_thread = threading.main_thread
-_current_thread = threading.current_thread
+_get_ident = threading.get_ident
+
+
+class _Main:
+    ident = threading.main_thread().ident
+
+
+def _after_fork() -> None:
+    _Main.ident = threading.main_thread().ident  # the forking thread is the child's main
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def note(stream: TextIO | None = None) -> None:
     """Count an event narrated without a context in a worker thread; warn the first time."""
-    thread = _current_thread()
-    if thread is _main_thread():
+    if _get_ident() == _Main.ident:
         return
     asyncio = sys.modules.get("asyncio")  # not imported: no loop can be running
     if asyncio is not None and asyncio.events._get_running_loop() is not None:
@@ -50,7 +61,8 @@ def note(stream: TextIO | None = None) -> None:
         return
     _counts.warned = True
     with contextlib.suppress(Exception):  # a closed or re-entered stderr: n() must not raise
-        print(WARNING.format(thread=thread.name), file=stream or sys.stderr, flush=True)
+        name = threading.current_thread().name
+        print(WARNING.format(thread=name), file=stream or sys.stderr, flush=True)
 
 
 def stats() -> dict[str, int | bool]:

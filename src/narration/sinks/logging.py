@@ -6,9 +6,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ..context import current_context
+from ..context import EMPTY, current_context
 from ..dispatch import dispatcher
 from ..events import LEVEL_RANK, Level, NarrationEvent
+from ..lost_context import note as note_lost_context
 from ..sanitize import clean_action, clean_text
 from ._writer import QueuedSink
 
@@ -51,6 +52,8 @@ class NarrationHandler(logging.Handler):
             return
         try:
             ctx = current_context()
+            if ctx is EMPTY and dispatcher.routes:  # maybe a plain thread inside a job
+                note_lost_context()
             message = clean_text(record.getMessage())
             action, invalid = clean_action(
                 str(getattr(record, "narration_action", record.funcName))
