@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .sanitize import MAX_MESSAGE_CHARS, clean_text, safe_str
+from .sanitize import clean_text, safe_str
 
 if TYPE_CHECKING:
     from .events import NarrationEvent
@@ -52,11 +52,15 @@ class NarrationContext:
 
     def __post_init__(self) -> None:
         # The ids go into every event: make them plain, printable, encodable text once, here.
+        for value in (self.job_id, self.correlation_id, self.actor, self.trace_id, self.span_id):
+            if value is not None and not (type(value) is str and value.isprintable()):
+                self._clean_ids()
+                return
+
+    def _clean_ids(self) -> None:
         for name in _ID_FIELDS:
             value = getattr(self, name)
-            if value is not None and not (
-                type(value) is str and value.isprintable() and len(value) <= MAX_MESSAGE_CHARS
-            ):
+            if value is not None and not (type(value) is str and value.isprintable()):
                 object.__setattr__(self, name, clean_text(safe_str(value)[0]))
 
     def with_job_id(self, job_id: str | None) -> NarrationContext:
