@@ -425,3 +425,16 @@ def test_closing_gives_stdout_back_and_later_writes_go_straight_out() -> None:
         assert sys.stdout is ordered.original  # type: ignore[attr-defined]
         ordered.write("after close\n")  # someone who kept the old object: written at once
         assert raw.getvalue() == b"queued\nafter close\n"
+
+
+def test_stdout_never_drops_and_a_big_write_is_out_when_it_returns() -> None:
+    """Text waits instead of dropping: a 64 KiB write is written by the caller itself."""
+    with stdout_sink() as (_, raw):
+        for i in range(5000):
+            print(f"line {i}")
+        big = "x" * (64 * 1024) + "\n"
+        sys.stdout.write(big)
+        assert raw.getvalue().endswith(big.encode())  # no flush needed
+        sys.stdout.flush()
+        lines = raw.getvalue().split(b"\n")
+    assert lines == [f"line {i}".encode() for i in range(5000)] + [big[:-1].encode(), b""]

@@ -59,6 +59,8 @@ class BackgroundWriter(Generic[T]):
         self.failed = 0
         self._reported_drops = 0
         self._name = name
+        self._write_lock = threading.Lock()  # held while popping and writing; never by `put`
+        self._writing: int | None = None  # the thread holding _write_lock
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -78,18 +80,36 @@ class BackgroundWriter(Generic[T]):
         if self._sleeping:
             self._wake.put(None)
 
-    def put_wait(self, item: T) -> None:
-        """Queue `item`; when the queue is full, wait for the writer to catch up (not drop).
+    def put_wait(self, item: T, limit: int) -> None:
+        """Queue `item`, never dropped; once `limit` items wait, write them on this thread.
 
-        For text whose writer would block on a full pipe anyway (stdout), never for events.
+        For text (stdout), whose write would block on a full pipe anyway; never for events.
         """
-        while len(self._items) >= self._capacity and self._thread.is_alive():
-            if threading.current_thread() is self._thread:
-                break
-            self.flush(1.0)
         self._items.append(item)
+        if len(self._items) >= limit and self.drain():
+            return
         if self._sleeping:
             self._wake.put(None)
+
+    def drain(self) -> bool:
+        """Write everything queued so far on the calling thread, in order with the writer.
+
+        The writer thread and drainers pop and write under one lock, which `put` never takes.
+        False, writing nothing, when this thread is already writing (a signal handler that
+        interrupted a write) or the writer is closed.
+        """
+        me = threading.get_ident()
+        if self._writing == me or self._closed:
+            return False
+        with self._write_lock:
+            self._writing = me
+            try:
+                items = self._items
+                while items:
+                    self._write_batch([items.popleft() for _ in range(min(len(items), 4096))])
+            finally:
+                self._writing = None
+        return True
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is written; False if `timeout` passed first."""
@@ -117,6 +137,8 @@ class BackgroundWriter(Generic[T]):
         if self._closed:
             return
         self._items.clear()
+        self._write_lock = threading.Lock()  # a parent's thread may have held it at the fork
+        self._writing = None
         self._wake = queue.SimpleQueue()
         self._sleeping = False
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
@@ -124,11 +146,19 @@ class BackgroundWriter(Generic[T]):
 
     def _run(self) -> None:
         items = self._items
+        me = threading.get_ident()
         while True:
             if items:
-                self._write_batch([items.popleft() for _ in range(min(len(items), 4096))])
+                with self._write_lock:
+                    self._writing = me
+                    try:
+                        batch = [items.popleft() for _ in range(min(len(items), 4096))]
+                        self._write_batch(batch)
+                    finally:
+                        self._writing = None
                 continue
-            self._report_drops()
+            with self._write_lock:
+                self._report_drops()
             if self._closed:
                 return
             self._sleeping = True

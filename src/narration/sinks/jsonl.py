@@ -14,6 +14,9 @@ from ._writer import QueuedSink
 
 __all__ = ["JsonlSink"]
 
+_TEXT_BACKLOG = 1000  # items waiting before a print writes the queue out itself
+_BIG_WRITE = 64 * 1024
+
 
 class JsonlSink(QueuedSink):
     """Writes each event as one JSON line to a binary stream (stdout by default).
@@ -42,16 +45,24 @@ class JsonlSink(QueuedSink):
         if isinstance(binary, io.RawIOBase):  # python -u: give the writer whole-batch writes
             binary = io.BufferedWriter(binary)
         sink = cls(binary)
-        sink._stdout = OrderedStdout(original, sink.write_text, sink.flush)
+        sink._stdout = OrderedStdout(original, sink.write_text, sink.drain)
         sys.stdout = sink._stdout
         return sink
 
     def write_text(self, data: bytes) -> None:
-        """Queue raw output (already encoded text) behind the events queued so far."""
+        """Queue raw output (already encoded text) behind the events queued so far.
+
+        Never dropped: past 1,000 waiting items, or for a write of 64 KiB or more, the calling
+        thread writes the queue out itself (as a print to a full pipe would wait).
+        """
         if self._writer.closed:
             self._write_direct(data)
         else:
-            self._writer.put_wait(data)
+            self._writer.put_wait(data, 1 if len(data) >= _BIG_WRITE else _TEXT_BACKLOG)
+
+    def drain(self) -> None:
+        """Write everything queued so far, on the calling thread (`sys.stdout.flush()`)."""
+        self._writer.drain()
 
     def close(self) -> None:
         """Write what is queued, stop the writer, and give `sys.stdout` back if it was taken."""
