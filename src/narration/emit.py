@@ -38,7 +38,9 @@ _getframe = sys._getframe
 _INFO = Level.INFO
 _INFO_RANK = LEVEL_RANK[_INFO]
 # Level members and their ranks keyed by the member's id: hashing an Enum member runs Python code.
-_levels_by_id = {id(level): (level, rank) for level, rank in LEVEL_RANK.items()}
+_levels_by_id: dict[int, tuple[Level, int, str | None]] = {
+    id(level): (level, rank, None) for level, rank in LEVEL_RANK.items()
+}
 # Adding and subtracting 1.5 * 2**52 rounds a float below 2**52 to the nearest integer with two
 # float operations (no int object): microseconds since 1970 stay below 2**52 until 2112.
 _ROUND = 6755399441055744.0
@@ -84,8 +86,9 @@ def n(
         if dispatcher.min_rank > _INFO_RANK:
             return None
         member = _INFO
+        bad_level = None
     else:
-        member, rank = _levels_by_id.get(id(level)) or _parse_level(level, fields)
+        member, rank, bad_level = _levels_by_id.get(id(level)) or _parse_level(level)
         if rank < dispatcher.min_rank:
             return None
     if type(action) is not str or type(message) is not str:
@@ -108,6 +111,8 @@ def n(
         message = format_template(message, args, fields)
     if not (message.isprintable() and len(message) <= MAX_MESSAGE_CHARS):
         message = clean_text(message)
+    if bad_level is not None:  # flagged after formatting: a flag does not make a template
+        fields["invalid_level"] = bad_level
     if action not in _valid_actions:
         action, invalid = clean_action(action)
         if invalid:
@@ -205,14 +210,14 @@ def _variant_text(value: object, name: str, flags: dict[str, str]) -> str:
     return text
 
 
-def _parse_level(level: object, fields: dict[str, Any]) -> tuple[Level, int]:
-    """`level` (a name, any case) as a Level and its rank; an unknown one is INFO, flagged."""
+def _parse_level(level: object) -> tuple[Level, int, str | None]:
+    """`level` (a name, any case) as a Level, its rank, and None; an unknown one is INFO, with
+    the text to flag it by."""
     try:
         member = Level.parse(level)  # type: ignore[arg-type]
     except Exception:  # unknown, or an object whose __str__ raises
-        fields["invalid_level"] = safe_repr(level)[:64]
-        member = _INFO
-    return member, LEVEL_RANK[member]
+        return _INFO, _INFO_RANK, safe_repr(level)[:64]
+    return member, LEVEL_RANK[member], None
 
 
 def _check_types(action: object, message: object) -> tuple[str, str]:

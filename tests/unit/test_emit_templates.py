@@ -190,3 +190,9 @@ def test_many_distinct_templates_all_format_right() -> None:
     for i in range(6000):
         assert emit("x", f"{i}:{{}}", i).human == f"{i}:{i}"
     assert emit("x", "{0.secret}", Vault()).human == "{0.secret}"  # still refused afterwards
+
+
+def test_an_invalid_level_flag_does_not_make_the_message_a_template() -> None:
+    event = emit("x", "literal {braces}", level="loud")
+    assert event.human == "literal {braces}"
+    assert event.fields == {"invalid_level": "'loud'"}
