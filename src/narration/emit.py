@@ -26,7 +26,7 @@ from .sanitize import (
     safe_repr,
     safe_str,
 )
-from .template import POSITIONAL_TEMPLATES, format_error, format_template
+from .template import INVALID_LEVEL, POSITIONAL_TEMPLATES, format_error, format_template
 
 __all__ = ["n", "narrate", "relay"]
 
@@ -38,9 +38,7 @@ _getframe = sys._getframe
 _INFO = Level.INFO
 _INFO_RANK = LEVEL_RANK[_INFO]
 # Level members and their ranks keyed by the member's id: hashing an Enum member runs Python code.
-_levels_by_id: dict[int, tuple[Level, int, str | None]] = {
-    id(level): (level, rank, None) for level, rank in LEVEL_RANK.items()
-}
+_levels_by_id = {id(level): (level, rank) for level, rank in LEVEL_RANK.items()}
 # Adding and subtracting 1.5 * 2**52 rounds a float below 2**52 to the nearest integer with two
 # float operations (no int object): microseconds since 1970 stay below 2**52 until 2112.
 _ROUND = 6755399441055744.0
@@ -86,9 +84,8 @@ def n(
         if dispatcher.min_rank > _INFO_RANK:
             return None
         member = _INFO
-        bad_level = None
     else:
-        member, rank, bad_level = _levels_by_id.get(id(level)) or _parse_level(level)
+        member, rank = _levels_by_id.get(id(level)) or _parse_level(level, fields)
         if rank < dispatcher.min_rank:
             return None
     if type(action) is not str or type(message) is not str:
@@ -100,19 +97,21 @@ def n(
         code = _NO_CALLER
     info = _callers.get(id(code)) or _caller_info(code)
     if args:
-        if _positional_templates.get(message) == len(args):  # checked safe, args match
+        try:  # a template checked safe and positional-only: its bound format and its arity
+            fmt, arity = _positional_templates[message]
+        except KeyError:
+            arity = -1
+        if arity == len(args):
             try:
-                message = message.format(*args)
+                message = fmt(*args)
             except Exception as exc:
                 fields["format_error"] = format_error(exc)
         else:
             message = format_template(message, args, fields)
-    elif fields and "{" in message:
+    elif fields and "{" in message:  # a template only if the caller gave fields
         message = format_template(message, args, fields)
     if not (message.isprintable() and len(message) <= MAX_MESSAGE_CHARS):
         message = clean_text(message)
-    if bad_level is not None:  # flagged after formatting: a flag does not make a template
-        fields["invalid_level"] = bad_level
     if action not in _valid_actions:
         action, invalid = clean_action(action)
         if invalid:
@@ -210,14 +209,14 @@ def _variant_text(value: object, name: str, flags: dict[str, str]) -> str:
     return text
 
 
-def _parse_level(level: object) -> tuple[Level, int, str | None]:
-    """`level` (a name, any case) as a Level, its rank, and None; an unknown one is INFO, with
-    the text to flag it by."""
+def _parse_level(level: object, fields: dict[str, Any]) -> tuple[Level, int]:
+    """`level` (a name, any case) as a Level and its rank; an unknown one is INFO, flagged."""
     try:
         member = Level.parse(level)  # type: ignore[arg-type]
     except Exception:  # unknown, or an object whose __str__ raises
-        return _INFO, _INFO_RANK, safe_repr(level)[:64]
-    return member, LEVEL_RANK[member], None
+        fields[INVALID_LEVEL] = safe_repr(level)[:64]
+        member = _INFO
+    return member, LEVEL_RANK[member]
 
 
 def _check_types(action: object, message: object) -> tuple[str, str]:

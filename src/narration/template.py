@@ -12,23 +12,31 @@ template given exactly its number of arguments.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from string import Formatter
 from typing import Any, NamedTuple
 
 from .sanitize import MAX_MESSAGE_CHARS, clean_text
 from .sanitize import describe_error as format_error
 
-__all__ = ["MAX_FORMAT_WIDTH", "POSITIONAL_TEMPLATES", "format_error", "format_template"]
+__all__ = [
+    "INVALID_LEVEL",
+    "MAX_FORMAT_WIDTH",
+    "POSITIONAL_TEMPLATES",
+    "format_error",
+    "format_template",
+]
 
+INVALID_LEVEL = "invalid_level"  # the flag n() adds for an unknown level, before formatting
 MAX_FORMAT_WIDTH = 1000  # the largest width or precision a format spec may ask for
 _CACHE_CAP = 4096
 _CACHE_MAX_CHARS = 1024  # longer templates are planned on every call, not cached
 _NUMBER = re.compile(r"\d+")
 _parse = Formatter().parse
 
-# Plain, positional-only templates whose specs need no capping -> how many arguments they use.
-# `n()` formats these with `str.format` directly when given exactly that many arguments.
-POSITIONAL_TEMPLATES: dict[str, int] = {}
+# Plain, positional-only templates whose specs need no capping -> (their bound `str.format`,
+# how many arguments they use). `n()` calls it directly when given exactly that many.
+POSITIONAL_TEMPLATES: dict[str, tuple[Callable[..., str], int]] = {}
 # Every planned template (cached up to _CACHE_CAP) -> its _Plan.
 _plans: dict[str, _Plan] = {}
 
@@ -39,6 +47,8 @@ def format_template(template: str, args: tuple[Any, ...], fields: dict[str, Any]
     Returns the raw template when it cannot be formatted safely (flagged); a template whose
     widths were capped, or which left positional arguments unused, is formatted and flagged.
     """
+    if not args and fields.keys() == {INVALID_LEVEL}:
+        return template  # n()'s own flag is not a caller's field: no template without any
     plan = _plans.get(template) or _plan(template)
     if plan.safe is None:
         fields["format_error"] = plan.problem
@@ -82,7 +92,7 @@ def _plan(template: str) -> _Plan:
             POSITIONAL_TEMPLATES.clear()
         _plans[template] = plan
         if plan.safe is template and not plan.named and plan.problem is None:
-            POSITIONAL_TEMPLATES[template] = plan.positional
+            POSITIONAL_TEMPLATES[template] = (template.format, plan.positional)
     return plan
 
 
