@@ -7,17 +7,18 @@ runtime data (it sanitizes and flags instead). Measure before and after changing
 from __future__ import annotations
 
 import sys
+from _thread import get_ident as _get_ident
 from time import time as _time
 from types import CodeType
 from typing import Any
 
 import msgspec
 
+from . import lost_context as _lost
 from .context import EMPTY as _EMPTY
 from .context import _current
 from .dispatch import dispatcher
 from .events import LEVEL_RANK, Level, NarrationEvent
-from .lost_context import note as _note_lost_context
 from .sanitize import (
     MAX_MESSAGE_CHARS,
     VALID_ACTIONS,
@@ -141,8 +142,8 @@ def n(
             dispatcher.unrouted += 1
         else:
             route(event)
-    elif _routes and ctx is _EMPTY:  # jobs run here, yet no context: maybe a plain thread
-        _note_lost_context()
+    elif _routes and ctx is _EMPTY and _get_ident() != _lost.main_ident:
+        _lost.note()  # jobs run here, yet a worker thread has no context: a plain thread?
     if dispatcher.sinks:
         dispatcher.to_sinks(event)
     if ctx.taps:

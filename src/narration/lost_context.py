@@ -2,9 +2,10 @@
 
 A plain `threading.Thread` or `ThreadPoolExecutor` starts its work in an empty context, so an
 event narrated there carries no job id and reaches no job's stream. `n()` calls `note()` only
-when its context is the untouched default and jobs are routed in this process; `note()` then
-counts the event when it comes from a thread that is neither the main thread nor one running
-an event loop (those narrate outside jobs on purpose), and says so once per process on stderr.
+when its context is the untouched default, jobs are routed in this process and the thread is
+not the main thread; `note()` then counts the event unless the thread runs an event loop
+(the main thread and loop threads narrate outside jobs on purpose), and says so once per
+process on stderr.
 Entering any narration context in a thread (`narration_context(actor=...)`) marks its events
 as deliberately job-less.
 """
@@ -34,15 +35,14 @@ class _Counts:
 
 
 _counts = _Counts()
-_get_ident = threading.get_ident
-
-
-class _Main:
-    ident = threading.main_thread().ident
+# The main thread's id: `n()` compares it before calling `note()` (the main thread narrates
+# outside jobs on purpose). After a fork, the forking thread is the child's main thread.
+main_ident = threading.main_thread().ident
 
 
 def _after_fork() -> None:
-    _Main.ident = threading.main_thread().ident  # the forking thread is the child's main
+    global main_ident
+    main_ident = threading.main_thread().ident
 
 
 if hasattr(os, "register_at_fork"):
@@ -50,9 +50,10 @@ if hasattr(os, "register_at_fork"):
 
 
 def note(stream: TextIO | None = None) -> None:
-    """Count an event narrated without a context in a worker thread; warn the first time."""
-    if _get_ident() == _Main.ident:
-        return
+    """Count an event narrated without a context in a worker thread; warn the first time.
+
+    Called by `n()` for a job-less event narrated outside the main thread while jobs run.
+    """
     asyncio = sys.modules.get("asyncio")  # not imported: no loop can be running
     if asyncio is not None and asyncio.events._get_running_loop() is not None:
         return

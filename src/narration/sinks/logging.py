@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from _thread import get_ident
 from collections.abc import Sequence
 from typing import Any
 
+from .. import lost_context
 from ..context import EMPTY, current_context
 from ..dispatch import dispatcher
 from ..events import LEVEL_RANK, Level, NarrationEvent
-from ..lost_context import note as note_lost_context
 from ..sanitize import clean_action, clean_text
 from ._writer import QueuedSink
 
@@ -52,8 +53,8 @@ class NarrationHandler(logging.Handler):
             return
         try:
             ctx = current_context()
-            if ctx is EMPTY and dispatcher.routes:  # maybe a plain thread inside a job
-                note_lost_context()
+            if ctx is EMPTY and dispatcher.routes and get_ident() != lost_context.main_ident:
+                lost_context.note()  # maybe a plain thread inside a job
             message = clean_text(record.getMessage())
             action, invalid = clean_action(
                 str(getattr(record, "narration_action", record.funcName))
