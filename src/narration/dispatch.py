@@ -58,7 +58,11 @@ class Dispatcher:
         self.routes.pop(job_id, None)
 
     def add_sink(self, sink: Sink) -> None:
-        """Append `sink` to the sink list (a sink given twice is kept once)."""
+        """Append `sink` to the sink list (a sink given twice is kept once).
+
+        It is called on the emit path, inline: it must only queue (a `QueuedSink` does).
+        `configure(sinks=[fn])` wraps plain callables so they run off that path.
+        """
         if sink not in self.sinks:
             self.sinks = (*self.sinks, sink)
 
