@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .sanitize import clean_text, safe_str
+
 if TYPE_CHECKING:
     from .events import NarrationEvent
 
@@ -19,6 +21,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_ID_FIELDS = ("job_id", "correlation_id", "actor", "trace_id", "span_id")
 
 
 class EventTap:
@@ -33,7 +36,10 @@ class NarrationContext:
     """Who is doing what: the ids every event emitted inside this context carries.
 
     Frozen, so copying it between tasks and threads is a pointer copy. `fields` are added to
-    every event. `taps` is internal: the captures watching this context (see `narration.testing`).
+    every event. The ids are cleaned like messages when the context is made (a non-str is
+    converted with str(); unprintable characters such as lone surrogates are stripped), so
+    no event carries text that cannot be encoded. `taps` is internal: the captures watching
+    this context (see `narration.testing`).
     """
 
     job_id: str | None = None
@@ -43,6 +49,19 @@ class NarrationContext:
     span_id: str | None = None
     fields: Mapping[str, Any] | None = None
     taps: tuple[EventTap, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The ids go into every event: make them plain, printable, encodable text once, here.
+        for value in (self.job_id, self.correlation_id, self.actor, self.trace_id, self.span_id):
+            if value is not None and not (type(value) is str and value.isprintable()):
+                self._clean_ids()
+                return
+
+    def _clean_ids(self) -> None:
+        for name in _ID_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not (type(value) is str and value.isprintable()):
+                object.__setattr__(self, name, clean_text(safe_str(value)[0]))
 
     def with_job_id(self, job_id: str | None) -> NarrationContext:
         """A copy with `job_id` replaced."""

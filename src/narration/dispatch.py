@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 
@@ -46,7 +47,7 @@ class Dispatcher:
             try:
                 sink(event)
             except Exception as exc:  # a broken sink must not break the caller
-                self._sink_failed(sink, exc)
+                self.report_sink_failure(sink, exc)
 
     def add_route(self, job_id: str, route: Sink) -> None:
         """Send events of `job_id` to `route` from now on."""
@@ -57,7 +58,11 @@ class Dispatcher:
         self.routes.pop(job_id, None)
 
     def add_sink(self, sink: Sink) -> None:
-        """Append `sink` to the sink list (a sink given twice is kept once)."""
+        """Append `sink` to the sink list (a sink given twice is kept once).
+
+        It is called on the emit path, inline: it must only queue (a `QueuedSink` does).
+        `configure(sinks=[fn])` wraps plain callables so they run off that path.
+        """
         if sink not in self.sinks:
             self.sinks = (*self.sinks, sink)
 
@@ -65,10 +70,12 @@ class Dispatcher:
         """Remove `sink` if present."""
         self.sinks = tuple(s for s in self.sinks if s is not sink)
 
-    def _sink_failed(self, sink: Sink, exc: Exception) -> None:
+    def report_sink_failure(self, sink: object, exc: Exception) -> None:
+        """Count a sink's exception; the first three are printed on stderr."""
         self.sink_errors += 1
         if self.sink_errors <= 3:
-            print(f"narration: sink {sink!r} failed: {exc!r}", file=sys.stderr)
+            with contextlib.suppress(Exception):  # a hostile repr or a closed stderr
+                print(f"narration: sink {sink!r} failed: {exc!r}", file=sys.stderr)
 
 
 dispatcher = Dispatcher()

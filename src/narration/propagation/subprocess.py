@@ -11,10 +11,7 @@ Variables (DESIGN.md section 5): `NARRATION_JOB_ID`, `NARRATION_CORRELATION_ID`,
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import sys
 from collections.abc import Mapping
 
 from ..config import configure_from_env
@@ -47,7 +44,6 @@ ENV_TRACEPARENT = "TRACEPARENT"
 ENV_TRACESTATE = "TRACESTATE"
 ENV_OUTPUT = "NARRATION_OUTPUT"
 ENV_CONSOLE = "NARRATION_CONSOLE"
-MAX_WHOLE_LINE_CHARS = 1024 * 1024
 _PROPAGATED = (ENV_JOB_ID, ENV_CORRELATION_ID, ENV_TRACEPARENT, ENV_TRACESTATE)
 
 
@@ -85,16 +81,15 @@ def init_from_env(environ: Mapping[str, str] | None = None) -> NarrationContext:
     """Set a child process up from the environment its parent gave it; return its context.
 
     Applies the `NARRATION_*` settings (with `NARRATION_OUTPUT=jsonl`, events go to stdout as
-    JSON lines, and stdout becomes line-buffered so plain prints arrive whole and in order), and
-    makes the job id, correlation id and trace ids (the span named by `TRACEPARENT`) the
-    context of the calling thread: call it at module level or first thing in `main()`, and
+    JSON lines, and `print()` output shares their queue, so both arrive in the order they were
+    made), and makes the job id, correlation id and trace ids (the span named by
+    `TRACEPARENT`) the context of the calling thread: call it at module level or first thing
+    in `main()`, and
     everything after it (tasks, `asyncio.run`, `narration.propagation` threads) narrates into
     the parent's job. Ids that are malformed are ignored. Events still queued are written at
     exit (by the JSONL sink).
     """
     env = os.environ if environ is None else environ
-    if env.get(ENV_OUTPUT) == "jsonl":
-        _whole_line_stdout()  # first: the JSONL sink binds to `sys.stdout.buffer`
     configure_from_env(dict(env))
     job_id = valid_correlation_id(env.get(ENV_JOB_ID))
     correlation_id = valid_correlation_id(env.get(ENV_CORRELATION_ID))
@@ -109,35 +104,3 @@ def init_from_env(environ: Mapping[str, str] | None = None) -> NarrationContext:
     if parsed is not None:
         bind_trace(parsed.trace_id, parsed.flags, clean_tracestate(env.get(ENV_TRACESTATE)))
     return ctx
-
-
-def _whole_line_stdout() -> None:
-    """Make `print()` hand whole lines to the same buffered writer the JSONL sink writes to.
-
-    The JSONL sink writes from its own thread to `sys.stdout.buffer`. A print is two writes
-    (text, then newline); unless the text layer holds them until the newline and passes the
-    line on in one write, an event can land between them. With `PYTHONUNBUFFERED=1` (common in
-    containers) `sys.stdout` even writes straight through to the raw file: then it is replaced
-    by a line-buffered one over a `BufferedWriter`, whose writes are atomic among threads.
-    """
-    stdout = sys.stdout
-    if not isinstance(stdout, io.TextIOWrapper):
-        return  # replaced by the application: leave it alone
-    try:
-        if isinstance(stdout.buffer, io.RawIOBase):
-            stdout.flush()
-            raw = io.FileIO(stdout.fileno(), "wb", closefd=False)
-            stdout = io.TextIOWrapper(
-                io.BufferedWriter(raw),
-                encoding=stdout.encoding,
-                errors=stdout.errors,
-                line_buffering=True,
-            )
-            sys.stdout = stdout
-        elif stdout.write_through or not stdout.line_buffering:
-            stdout.reconfigure(line_buffering=True, write_through=False)
-    except (ValueError, OSError):  # a detached or closed stdout
-        return
-    # A print longer than the chunk size would be passed on before its newline.
-    with contextlib.suppress(AttributeError):
-        stdout._CHUNK_SIZE = MAX_WHOLE_LINE_CHARS  # type: ignore[attr-defined]
