@@ -15,7 +15,7 @@
 exponential backoff), skips anything it has already yielded and stops after exactly one
 `Terminal`. With several base URLs, a URL that refuses connections is skipped for the next.
 Every failure surfaces as `JobClientError` (HTTP errors carry the server's `code`/`message`).
-Wire formats and endpoints: DESIGN.md sections 3 and 4.
+Wire formats and endpoints: docs/ARCHITECTURE.md sections 3 and 4.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Server settings: defaults from DESIGN.md section 4, overridable by `NARRATION_*` env vars."""
+"""Server settings: defaults from docs/ARCHITECTURE.md section 4, overridable by `NARRATION_*` env vars."""
 
 from __future__ import annotations
 
