@@ -56,7 +56,8 @@ class Mode(StrEnum):
 class NarrationEvent(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, gc=False):
     """One narration: what happened, in plain words, and the ids of the job it belongs to.
 
-    Field order is the wire order of docs/ARCHITECTURE.md section 3; empty optional fields are omitted.
+    Field order is the wire order of docs/ARCHITECTURE.md section 3; empty optional fields are
+    omitted.
     `id` is 0 until an event log numbers it (the number is spliced in when it is encoded);
     `ts`, `level`, `actor`, `action` and `human` are always present.
     """

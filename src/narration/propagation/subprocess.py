@@ -5,8 +5,8 @@ The parent builds the child's environment with `child_env()`; the child calls
 the parent's job id, correlation id and trace id, and goes to stdout as one JSON event per line,
 which `ProcessCapture` in the parent turns back into events of the parent's job.
 
-Variables (docs/ARCHITECTURE.md section 5): `NARRATION_JOB_ID`, `NARRATION_CORRELATION_ID`, `TRACEPARENT`,
-`TRACESTATE`, `NARRATION_OUTPUT=jsonl`.
+Variables (docs/ARCHITECTURE.md section 5): `NARRATION_JOB_ID`, `NARRATION_CORRELATION_ID`,
+`TRACEPARENT`, `TRACESTATE`, `NARRATION_OUTPUT=jsonl`.
 """
 
 from __future__ import annotations

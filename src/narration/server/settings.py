@@ -1,4 +1,5 @@
-"""Server settings: defaults from docs/ARCHITECTURE.md section 4, overridable by `NARRATION_*` env vars."""
+"""Server settings: the defaults of docs/ARCHITECTURE.md section 4, overridable by `NARRATION_*`
+environment variables."""
 
 from __future__ import annotations
 
