@@ -139,7 +139,7 @@ def n(
     )
     if target is not None or cute is not None or story is not None:
         event = _with_variants(event, target, cute, story)
-    # Dispatch, inlined (this is the hottest line of the library): job log, then sinks.
+    # `dispatcher.deliver`, inlined (the hottest lines of the library): job log, sinks, taps.
     if job_id is not None:
         route = _routes.get(job_id)
         if route is None:
@@ -150,19 +150,18 @@ def n(
         _lost.note()  # jobs run here, yet a worker thread has no context: a plain thread?
     if dispatcher.sinks:
         dispatcher.to_sinks(event)
-    if ctx.taps:
-        for tap in ctx.taps:
-            tap.on_event(event)
+    if dispatcher.taps:
+        dispatcher.to_taps(event)
     return event
 
 
 narrate = n
 
 
-def set_context_source(source: Callable[[], NarrationContext]) -> None:
-    """Make `n()` read its context from `source` (default: the narration ContextVar)."""
+def set_context_source(source: Callable[[], NarrationContext] | None) -> None:
+    """Make `n()` read its context from `source`; None puts back the narration ContextVar."""
     global _context
-    _context = source
+    _context = _current.get if source is None else source
 
 
 def relay(event: NarrationEvent, origin: str | None = None) -> NarrationEvent:
@@ -182,9 +181,7 @@ def relay(event: NarrationEvent, origin: str | None = None) -> NarrationEvent:
         span_id=event.span_id or ctx.span_id,
         origin=event.origin or origin,
     )
-    dispatcher.dispatch(event)
-    for tap in ctx.taps:
-        tap.on_event(event)
+    dispatcher.deliver(event)
     return event
 
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..context import NarrationContext, _current
+from ..context import NarrationContext, attach, detach
 from ..dispatch import dispatcher
 from ..emit import n
 from ..events import Level
@@ -152,13 +152,13 @@ class JobManager:
         return job
 
     async def _run(self, job: Job, spec: OperationSpec) -> None:
-        token = _current.set(job.context)
+        token = attach(job.context)
         span_token = enter_job_span(job.span)
         try:
             state, error = await self._call(job, spec)
         finally:
             exit_job_span(span_token)
-            _current.reset(token)
+            detach(token)
         await self.finish(job, state, error)
 
     async def _call(self, job: Job, spec: OperationSpec) -> tuple[JobState, str | None]:

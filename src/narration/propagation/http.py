@@ -29,7 +29,7 @@ import httpx
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..context import NarrationContext, _current, current_context
+from ..context import NarrationContext, attach, current_context, detach
 from ..ids import new_correlation_id, valid_correlation_id
 from ..otel import bridge
 from .tracecontext import (
@@ -173,10 +173,10 @@ class NarrationMiddleware:
             request_state[PARENT_JOB_STATE_KEY] = parent_job
         # A request is not part of whatever job the server was started in: no job id. (The
         # constructor, not dataclasses.replace: this runs on every request.)
-        base = _current.get()
-        token = _current.set(
+        base = current_context()
+        token = attach(
             NarrationContext(
-                None, correlation, base.actor, trace.trace_id, trace.span_id, base.fields, base.taps
+                None, correlation, base.actor, trace.trace_id, trace.span_id, base.fields
             )
         )
         trace_token = bind_trace(trace.trace_id, trace.flags, trace.state)
@@ -198,7 +198,7 @@ class NarrationMiddleware:
             if span is not None:
                 span.end()
             unbind_trace(trace_token)
-            _current.reset(token)
+            detach(token)
 
 
 def _echo_correlation(send: Send, correlation_id: str, span: Span | None = None) -> Send:

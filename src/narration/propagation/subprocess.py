@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 
 from ..config import configure_from_env
-from ..context import NarrationContext, _current, current_context
+from ..context import NarrationContext, attach, current_context
 from ..ids import valid_correlation_id
 from .tracecontext import (
     bind_trace,
@@ -97,10 +97,10 @@ def init_from_env(environ: Mapping[str, str] | None = None) -> NarrationContext:
     parsed = parse_traceparent_flags(env.get(ENV_TRACEPARENT))
     if parsed is not None:
         trace_id, span_id = parsed.trace_id, parsed.span_id
-    ctx = _current.get().merged(
+    ctx = current_context().merged(
         job_id=job_id, correlation_id=correlation_id, trace_id=trace_id, span_id=span_id
     )
-    _current.set(ctx)
+    attach(ctx)  # for the rest of the process: it runs for this one job
     if parsed is not None:
         bind_trace(parsed.trace_id, parsed.flags, clean_tracestate(env.get(ENV_TRACESTATE)))
     return ctx

@@ -79,9 +79,7 @@ class NarrationHandler(logging.Handler):
                 fn_name=f"{record.module}.{record.funcName}",
                 fields=fields,
             )
-            dispatcher.dispatch(event)
-            for tap in ctx.taps:
-                tap.on_event(event)
+            dispatcher.deliver(event)
         except Exception:
             self.handleError(record)
 
