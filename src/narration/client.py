@@ -34,6 +34,7 @@ import msgspec
 from httpx_sse import EventSource, SSEError
 from pydantic import BaseModel
 
+from .errors import NarrationError
 from .events import NarrationEvent, decode_event
 
 __all__ = [
@@ -104,7 +105,7 @@ StreamItem: TypeAlias = NarrationEvent | Gap | Terminal
 """What `JobClient.stream()` yields: events, gaps, and finally one `Terminal`."""
 
 
-class JobClientError(Exception):
+class JobClientError(NarrationError):
     """A request failed.
 
     `status_code` is the HTTP status, or None when no response came (`connection_failed`,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from narration import Level, NarrationContext, NarrationEvent, narration_context
-from narration.propagation import ProcessCapture, ProcessFailed, parse_traceparent
+from narration.propagation import ProcessCapture, ProcessFailedError, parse_traceparent
 from narration.propagation.capture import MAX_LINE_BYTES
 from narration.sanitize import MAX_MESSAGE_CHARS
 from narration.testing import CapturedEvents, capture
@@ -260,7 +260,7 @@ async def test_a_failing_child_raises_with_its_exit_code_and_last_stderr_lines(
     argv = [*worker, "fail"]
     with capture() as captured, narration_context(PARENT):
         proc = ProcessCapture(argv)
-        with pytest.raises(ProcessFailed) as failed:
+        with pytest.raises(ProcessFailedError) as failed:
             await proc.run()
     error = failed.value
     assert error.exit_code == 3 and proc.exit_code == 3
@@ -278,12 +278,12 @@ async def test_a_failing_child_raises_with_its_exit_code_and_last_stderr_lines(
 
 
 def test_process_failed_names_a_signal() -> None:
-    error = ProcessFailed(-9, [], ["/usr/bin/worker", "--x"])
+    error = ProcessFailedError(-9, [], ["/usr/bin/worker", "--x"])
     assert str(error) == "worker was killed by SIGKILL (exit code -9) (no stderr output)"
 
 
 async def test_stderr_tail_length_is_configurable(worker: list[str]) -> None:
-    with capture(), narration_context(PARENT), pytest.raises(ProcessFailed) as failed:
+    with capture(), narration_context(PARENT), pytest.raises(ProcessFailedError) as failed:
         await ProcessCapture([*worker, "fail"], stderr_tail=2).run()
     assert failed.value.stderr_tail == ["error line 28", "error line 29"]
 

@@ -12,6 +12,7 @@ from typing import Any
 from ..context import NarrationContext, attach, detach
 from ..dispatch import dispatcher
 from ..emit import n
+from ..errors import JobError
 from ..events import Level
 from ..ids import new_job_id
 from ..otel.job_spans import end_job_span, enter_job_span, exit_job_span, start_job_span
@@ -19,18 +20,18 @@ from ..store.base import EventLog, JobRecord, Store
 from .registry import JobRegistry, OperationSpec
 from .states import FINAL_STATES, JobState, check_transition
 
-__all__ = ["Job", "JobFinished", "JobManager", "NotAccepting", "UnknownJob"]
+__all__ = ["Job", "JobFinishedError", "JobManager", "NotAcceptingError", "UnknownJobError"]
 
 
-class UnknownJob(LookupError):
+class UnknownJobError(JobError, LookupError):
     """No job with this id lives here (never existed, or expired)."""
 
 
-class JobFinished(RuntimeError):
+class JobFinishedError(JobError):
     """The job already reached a final state."""
 
 
-class NotAccepting(RuntimeError):
+class NotAcceptingError(JobError):
     """The server is at capacity or shutting down."""
 
 
@@ -114,9 +115,9 @@ class JobManager:
     ) -> Job:
         """Create the job and start its handler now (not on the first stream request)."""
         if not self.accepting:
-            raise NotAccepting("the server is shutting down")
+            raise NotAcceptingError("the server is shutting down")
         if len(self.live) >= self.max_running:
-            raise NotAccepting(f"the server is at capacity ({self.max_running} running jobs)")
+            raise NotAcceptingError(f"the server is at capacity ({self.max_running} running jobs)")
         name = str(getattr(operation, "operation", ""))
         record = JobRecord(
             job_id=new_job_id(),
@@ -199,11 +200,11 @@ class JobManager:
         job.finished.set()
         await self.store.expire(record.job_id, self.retention_s)
 
-    async def _final_or_unknown(self, job_id: str) -> JobFinished | UnknownJob:
+    async def _final_or_unknown(self, job_id: str) -> JobFinishedError | UnknownJobError:
         record = await self.store.get(job_id)
         if record is not None and record.state in FINAL_STATES:
-            return JobFinished(f"job {job_id} already {record.state}")
-        return UnknownJob(job_id)
+            return JobFinishedError(f"job {job_id} already {record.state}")
+        return UnknownJobError(job_id)
 
     async def complete(self, job_id: str) -> JobRecord:
         """End a held job as completed (`done`)."""
@@ -247,14 +248,14 @@ class JobManager:
         while True:
             record = await self.store.get(job_id)
             if record is None:
-                raise UnknownJob(job_id)
+                raise UnknownJobError(job_id)
             if record.state in FINAL_STATES or loop.time() >= deadline:
                 return record
             await asyncio.sleep(0.02)
 
     async def _cancel_requested(self, job_id: str) -> None:
         """Another replica asked for `job_id` to be cancelled (it runs here)."""
-        with contextlib.suppress(UnknownJob, JobFinished):
+        with contextlib.suppress(UnknownJobError, JobFinishedError):
             await self.cancel(job_id)
 
     async def shutdown(self, grace_s: float = 5.0) -> None:

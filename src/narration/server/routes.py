@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from .. import __version__
 from ..context import current_context
 from ..ids import is_job_id, new_correlation_id, valid_correlation_id
-from ..jobs import JobFinished, JobState, NotAccepting, OperationError, UnknownJob
+from ..jobs import JobFinishedError, JobState, NotAcceptingError, OperationError, UnknownJobError
 from ..jobs.registry import load_json
 from .errors import ApiError, checked_job_id, unknown_job
 
@@ -56,7 +56,7 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
                 trace_id=ctx.trace_id,
                 span_id=ctx.span_id,
             )
-        except NotAccepting as exc:
+        except NotAcceptingError as exc:
             raise ApiError(503, "unavailable", str(exc), {"Retry-After": "1"}) from None
         job_id = job.job_id
         root = request.scope.get("root_path", "").rstrip("/")
@@ -101,9 +101,9 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
     async def cancel_job(job_id: str) -> Response:
         try:
             record = await jobs.cancel(checked_job_id(job_id))
-        except UnknownJob:
+        except UnknownJobError:
             raise unknown_job(job_id) from None
-        except JobFinished as exc:
+        except JobFinishedError as exc:
             raise ApiError(409, "job_finished", str(exc)) from None
         return JSONResponse({"job_id": record.job_id, "state": record.state})
 

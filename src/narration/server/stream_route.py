@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..ids import new_correlation_id, valid_correlation_id
 from ..propagation.http import CORRELATION_HEADER, CORRELATION_STATE_KEY
-from ..store.base import StoreUnavailable
+from ..store.base import StoreUnavailableError
 from .errors import ApiError, checked_job_id, error_response, store_unavailable, unknown_job
 from .sse import EventStreamResponse, parse_cursor
 
@@ -63,7 +63,7 @@ class StreamRoute:
             response = error_response(
                 exc.status, exc.code, exc.message, {**echo, **(exc.headers or {})}
             )
-        except StoreUnavailable as exc:
+        except StoreUnavailableError as exc:
             response = store_unavailable(exc, echo)
         await response(scope, receive, send)
 

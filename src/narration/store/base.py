@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import NarrationError
 from ..events import NarrationEvent
 
-__all__ = ["EventLog", "JobRecord", "LogLimits", "ReadResult", "Store", "StoreUnavailable"]
+__all__ = ["EventLog", "JobRecord", "LogLimits", "ReadResult", "Store", "StoreUnavailableError"]
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailableError(NarrationError):
     """The backend cannot be reached right now (answered 503: try again shortly)."""
 
 

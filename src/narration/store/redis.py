@@ -58,7 +58,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..events import NarrationEvent, encode_event
 from ..wire import TERMINAL_EVENTS, event_frame_from_json, gap_frame, terminal_data
 from ._reentry import ReentrySafe
-from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailable
+from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailableError
 from .redis_tail import StreamTail, stream_entry_id
 
 __all__ = ["RedisEventLog", "RedisOptions", "RedisStore"]
@@ -74,14 +74,14 @@ _P = ParamSpec("_P")
 def _unavailable_when_unreachable(
     method: Callable[_P, Coroutine[Any, Any, _T]],
 ) -> Callable[_P, Coroutine[Any, Any, _T]]:
-    """Turn "Redis cannot be reached" into `StoreUnavailable` (a 503) for the API's calls."""
+    """Turn "Redis cannot be reached" into `StoreUnavailableError` (a 503) for the API's calls."""
 
     @functools.wraps(method)
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
             return await method(*args, **kwargs)
         except _UNREACHABLE as exc:
-            raise StoreUnavailable(f"the Redis store is unreachable: {exc}") from exc
+            raise StoreUnavailableError(f"the Redis store is unreachable: {exc}") from exc
 
     return wrapper
 
