@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TextIO
 
+from . import environment
 from .dispatch import Sink, dispatcher
 from .events import LEVEL_RANK, Level, Mode
 from .sinks._writer import QueuedSink
@@ -114,15 +114,19 @@ def _configure_console(
     dispatcher.add_sink(_console)
 
 
-def configure_from_env(environ: dict[str, str] | None = None) -> None:
+def configure_from_env(environ: Mapping[str, str] | None = None) -> None:
     """Apply NARRATION_LEVEL, NARRATION_CONSOLE, NARRATION_CONSOLE_IDS, NARRATION_MODE and
-    NARRATION_OUTPUT."""
-    env = os.environ if environ is None else environ
-    level = env.get("NARRATION_LEVEL") or None
-    console = env.get("NARRATION_CONSOLE")
-    ids = env.get("NARRATION_CONSOLE_IDS")
-    mode = env.get("NARRATION_MODE") or None
-    output = env.get("NARRATION_OUTPUT") or None
+    NARRATION_OUTPUT (see `narration.environment`).
+
+    Importing narration configures nothing; this is the one place output settings come from
+    the environment. `init_from_env()`, the server entry points and the `narration` command
+    call it; an application calls it when it wants them.
+    """
+    level = environment.get("NARRATION_LEVEL", environ)
+    console = environment.get("NARRATION_CONSOLE", environ)
+    ids = environment.get("NARRATION_CONSOLE_IDS", environ)
+    mode = environment.get("NARRATION_MODE", environ)
+    output = environment.get("NARRATION_OUTPUT", environ)
     try:
         configure(
             level=level,
@@ -131,7 +135,7 @@ def configure_from_env(environ: dict[str, str] | None = None) -> None:
             mode=mode,
             output=output,
         )
-    except ValueError as exc:  # a bad env value must not make `import narration` fail
+    except ValueError as exc:  # a bad env value is reported, not fatal
         print(f"narration: ignoring environment setting: {exc}", file=sys.stderr)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from .. import environment
 from ..config import configure_from_env
 from ..context import NarrationContext, attach, current_context
 from ..ids import valid_correlation_id
@@ -89,12 +90,11 @@ def init_from_env(environ: Mapping[str, str] | None = None) -> NarrationContext:
     the parent's job. Ids that are malformed are ignored. Events still queued are written at
     exit (by the JSONL sink).
     """
-    env = os.environ if environ is None else environ
-    configure_from_env(dict(env))
-    job_id = valid_correlation_id(env.get(ENV_JOB_ID))
-    correlation_id = valid_correlation_id(env.get(ENV_CORRELATION_ID))
+    configure_from_env(environ)
+    job_id = valid_correlation_id(environment.get(ENV_JOB_ID, environ))
+    correlation_id = valid_correlation_id(environment.get(ENV_CORRELATION_ID, environ))
     trace_id = span_id = None
-    parsed = parse_traceparent_flags(env.get(ENV_TRACEPARENT))
+    parsed = parse_traceparent_flags(environment.get(ENV_TRACEPARENT, environ))
     if parsed is not None:
         trace_id, span_id = parsed.trace_id, parsed.span_id
     ctx = current_context().merged(
@@ -102,5 +102,6 @@ def init_from_env(environ: Mapping[str, str] | None = None) -> NarrationContext:
     )
     attach(ctx)  # for the rest of the process: it runs for this one job
     if parsed is not None:
-        bind_trace(parsed.trace_id, parsed.flags, clean_tracestate(env.get(ENV_TRACESTATE)))
+        state = clean_tracestate(environment.get(ENV_TRACESTATE, environ))
+        bind_trace(parsed.trace_id, parsed.flags, state)
     return ctx

@@ -3,9 +3,11 @@ environment variables."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from .. import environment
 
 __all__ = ["ServerSettings", "split_list"]
 
@@ -28,13 +30,12 @@ class ServerSettings:
     """Origins whose pages may call the API and read streams (`*` for any); none by default."""
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServerSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerSettings:
         """Defaults, then `NARRATION_*` env values, then `overrides` (None means "not given")."""
-        env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for spec in fields(cls):
-            raw = env.get(f"NARRATION_{spec.name.upper()}")
-            if raw is None or raw == "":
+            raw = environment.get(f"NARRATION_{spec.name.upper()}", environ)
+            if raw is None:
                 continue
             values[spec.name] = _convert(spec.name, str(spec.type), raw)
         settings = replace(cls(), **values)
