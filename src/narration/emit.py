@@ -19,7 +19,7 @@ from . import lost_context as _lost
 from .context import EMPTY as _EMPTY
 from .context import NarrationContext, _current
 from .dispatch import dispatcher
-from .events import LEVEL_RANK, Level, NarrationEvent
+from .events import _ROUND, LEVEL_RANK, Level, NarrationEvent
 from .sanitize import (
     MAX_MESSAGE_CHARS,
     VALID_ACTIONS,
@@ -41,9 +41,6 @@ _INFO = Level.INFO
 _INFO_RANK = LEVEL_RANK[_INFO]
 # Level members and their ranks keyed by the member's id: hashing an Enum member runs Python code.
 _levels_by_id = {id(level): (level, rank) for level, rank in LEVEL_RANK.items()}
-# Adding and subtracting 1.5 * 2**52 rounds a float below 2**52 to the nearest integer with two
-# float operations (no int object): microseconds since 1970 stay below 2**52 until 2112.
-_ROUND = 6755399441055744.0
 _routes = dispatcher.routes
 # Where `n()` reads its context: the ContextVar itself, unless OpenTelemetry spans are followed
 # (`narration.otel.bridge.follow_spans`, which swaps in a reader that adds the active span's ids).
@@ -125,7 +122,7 @@ def n(
         fields = {**ctx.fields, **fields}
     job_id = ctx.job_id
     event = NarrationEvent(
-        ts=((_time() * 1e6 + _ROUND) - _ROUND) / 1e6,  # Unix seconds, rounded to microseconds
+        ts=((_time() * 1e6 + _ROUND) - _ROUND) / 1e6,  # events.timestamp(), inlined
         level=member,
         actor=ctx.actor or info[1],
         action=action,

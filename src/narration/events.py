@@ -12,7 +12,29 @@ import msgspec
 
 from .sanitize import clean_text, safe_repr, safe_str
 
-__all__ = ["LEVEL_RANK", "Level", "Mode", "NarrationEvent", "decode_event", "encode_event"]
+__all__ = [
+    "LEVEL_RANK",
+    "Level",
+    "Mode",
+    "NarrationEvent",
+    "decode_event",
+    "encode_event",
+    "timestamp",
+]
+
+# Adding and subtracting 1.5 * 2**52 rounds a float below 2**52 to the nearest integer with two
+# float operations (no int object): microseconds since 1970 stay below 2**52 until 2112.
+_ROUND = 6755399441055744.0
+
+
+def timestamp(seconds: float | None = None) -> float:
+    """An event's `ts`: Unix seconds (now, or `seconds`) rounded to the microsecond.
+
+    Every event gets its time from here; `n()` inlines the same two lines for speed
+    (tests/core/test_events.py checks that they agree).
+    """
+    t = time.time() if seconds is None else seconds
+    return ((t * 1e6 + _ROUND) - _ROUND) / 1e6
 
 
 class Level(StrEnum):
@@ -189,7 +211,7 @@ def _encode_repaired(event: NarrationEvent) -> bytes:
         return _encoder.encode(msgspec.structs.replace(event, **texts))
     except Exception:
         placeholder = NarrationEvent(
-            ts=time.time(),
+            ts=timestamp(),
             level=Level.ERROR,
             actor="narration",
             action="unencodable",

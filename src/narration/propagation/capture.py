@@ -21,7 +21,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,7 +30,7 @@ import msgspec
 from ..context import current_context
 from ..emit import relay
 from ..errors import NarrationError
-from ..events import Level, NarrationEvent, decode_event
+from ..events import Level, NarrationEvent, decode_event, timestamp
 from ..sanitize import MAX_MESSAGE_CHARS, clean_action, clean_text
 from .subprocess import child_env
 
@@ -291,7 +290,7 @@ class ProcessCapture:
         self, text: str, action: str, level: Level, fields: dict[str, Any] | None = None
     ) -> None:
         event = NarrationEvent(
-            ts=time.time_ns() // 1000 / 1e6,
+            ts=timestamp(),
             level=level,
             actor=self._actor,
             action=action,

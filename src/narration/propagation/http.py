@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..context import NarrationContext, attach, current_context, detach
 from ..ids import new_correlation_id, valid_correlation_id
 from ..otel import bridge
+from ..protocol import CORRELATION_HEADER, PARENT_JOB_HEADER, raw_header
 from .tracecontext import (
     NEW_TRACE_FLAGS,
     bind_trace,
@@ -63,16 +64,14 @@ __all__ = [
     "sync_client",
 ]
 
-CORRELATION_HEADER = "X-Correlation-Id"
-PARENT_JOB_HEADER = "X-Parent-Job-Id"
 PARENT_JOB_STATE_KEY = "narration_parent_job_id"
 # The request's correlation id, for handlers that answer outside the middleware (a 500).
 CORRELATION_STATE_KEY = "narration_correlation_id"
 
-_CORRELATION = b"x-correlation-id"
+_CORRELATION = raw_header(CORRELATION_HEADER)
 _TRACEPARENT = b"traceparent"
 _TRACESTATE = b"tracestate"
-_PARENT_JOB = b"x-parent-job-id"
+_PARENT_JOB = raw_header(PARENT_JOB_HEADER)
 _SPAN_EXTENSION = "narration_client_span"
 
 

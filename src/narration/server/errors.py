@@ -10,7 +10,8 @@ from starlette.responses import JSONResponse
 
 from ..errors import NarrationError
 from ..ids import is_job_id
-from ..propagation.http import CORRELATION_HEADER, CORRELATION_STATE_KEY
+from ..propagation.http import CORRELATION_STATE_KEY
+from ..protocol import CORRELATION_HEADER
 from ..store.base import StoreUnavailableError
 
 __all__ = [

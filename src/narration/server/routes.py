@@ -16,6 +16,7 @@ from ..context import current_context
 from ..ids import is_job_id, new_correlation_id, valid_correlation_id
 from ..jobs import JobFinishedError, JobState, NotAcceptingError, OperationError, UnknownJobError
 from ..jobs.registry import load_json
+from ..protocol import CORRELATION_HEADER, PARENT_JOB_HEADER
 from .errors import ApiError, checked_job_id, unknown_job
 
 if TYPE_CHECKING:
@@ -44,10 +45,10 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
         ctx = current_context()
         correlation_id = (
             ctx.correlation_id
-            or valid_correlation_id(request.headers.get("x-correlation-id"))
+            or valid_correlation_id(request.headers.get(CORRELATION_HEADER))
             or new_correlation_id()
         )
-        parent = request.headers.get("x-parent-job-id")
+        parent = request.headers.get(PARENT_JOB_HEADER)
         try:
             job = await jobs.submit(
                 operation,
@@ -66,7 +67,7 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
             "correlation_id": correlation_id,
             "state": job.record.state,
         }
-        headers = {"Location": f"{root}/v1/jobs/{job_id}", "X-Correlation-Id": correlation_id}
+        headers = {"Location": f"{root}/v1/jobs/{job_id}", CORRELATION_HEADER: correlation_id}
         return JSONResponse(body_out, status_code=201, headers=headers)
 
     @app.get("/v1/jobs", summary="List jobs, newest first", operation_id="list_jobs")

@@ -15,7 +15,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..ids import new_correlation_id, valid_correlation_id
-from ..propagation.http import CORRELATION_HEADER, CORRELATION_STATE_KEY
+from ..propagation.http import CORRELATION_STATE_KEY
+from ..protocol import CORRELATION_HEADER, LAST_EVENT_ID_HEADER, raw_header
 from ..store.base import StoreUnavailableError
 from .errors import ApiError, checked_job_id, error_response, store_unavailable, unknown_job
 from .sse import EventStreamResponse, parse_cursor
@@ -27,6 +28,8 @@ __all__ = ["STREAM_PATH", "StreamRoute"]
 
 _PREFIX, _SUFFIX = "/v1/jobs/", "/stream"
 STREAM_PATH = _PREFIX + "{job_id}" + _SUFFIX
+_LAST_EVENT_ID = raw_header(LAST_EVENT_ID_HEADER)
+_CORRELATION = raw_header(CORRELATION_HEADER)
 
 
 class StreamRoute:
@@ -50,9 +53,9 @@ class StreamRoute:
         last_event_id: str | None = None
         correlation: str | None = None
         for name, value in scope["headers"]:
-            if name == b"last-event-id":
+            if name == _LAST_EVENT_ID:
                 last_event_id = value.decode("latin-1")
-            elif name == b"x-correlation-id":
+            elif name == _CORRELATION:
                 correlation = value.decode("latin-1")
         known = scope.get("state", {}).get(CORRELATION_STATE_KEY)  # set by an outer layer
         correlation = known or valid_correlation_id(correlation) or new_correlation_id()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Sequence
 
 from ..dispatch import dispatcher
-from ..events import Level, NarrationEvent
+from ..events import Level, NarrationEvent, timestamp
 from ._writer import QueuedSink
 
 __all__ = ["BackgroundSink"]
@@ -43,7 +42,7 @@ class BackgroundSink(QueuedSink):
     def _report_drop(self, count: int) -> None:
         print(f"narration: sink {self.fn!r} fell behind, {count} events dropped", file=sys.stderr)
         notice = NarrationEvent(
-            ts=time.time_ns() // 1000 / 1e6,
+            ts=timestamp(),
             level=Level.WARN,
             actor="narration",
             action="dropped",

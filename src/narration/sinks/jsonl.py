@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import io
 import sys
-import time
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from ..events import Level, NarrationEvent, encode_event
+from ..events import Level, NarrationEvent, encode_event, timestamp
 from ._stdout import OrderedStdout
 from ._writer import QueuedSink
 
@@ -102,7 +101,7 @@ class JsonlSink(QueuedSink):
 
     def _report_drop(self, count: int) -> None:
         notice = NarrationEvent(
-            ts=time.time_ns() // 1000 / 1e6,
+            ts=timestamp(),
             level=Level.WARN,
             actor="narration",
             action="dropped",

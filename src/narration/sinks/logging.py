@@ -10,7 +10,7 @@ from typing import Any
 from .. import lost_context
 from ..context import EMPTY, current_context
 from ..dispatch import dispatcher
-from ..events import LEVEL_RANK, Level, NarrationEvent
+from ..events import LEVEL_RANK, Level, NarrationEvent, timestamp
 from ..sanitize import clean_action, clean_text
 from ._writer import QueuedSink
 
@@ -67,7 +67,7 @@ class NarrationHandler(logging.Handler):
             if ctx.fields:
                 fields = {**ctx.fields, **fields}
             event = NarrationEvent(
-                ts=round(record.created, 6),
+                ts=timestamp(record.created),
                 level=level,
                 actor=ctx.actor or record.name.partition(".")[0] or "root",
                 action=action,
