@@ -37,8 +37,8 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel
 
 from narration import n
+from narration._process import ServiceProcess
 from narration.jobs import Job, JobRegistry
-from narration.services.launch import ServiceProcess
 from narration.testing.redis_server import RedisServer, blocked_xreads, client_list
 from narration.testing.sse import SSEFrame, SSEParser
 
