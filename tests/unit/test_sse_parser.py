@@ -114,7 +114,7 @@ _frame = st.fixed_dictionaries(
     {"data": st.lists(_value, min_size=1, max_size=3)},
     optional={
         "event": _name,
-        "id": _value,
+        "id": st.one_of(_value, st.just("a\0b")),
         "retry": st.integers(0, 10**6),
         "comments": st.lists(_value, max_size=2),
     },
@@ -125,10 +125,10 @@ def _encode(frames: list[dict[str, Any]], newline: str) -> bytes:
     lines: list[str] = []
     for frame in frames:
         lines += [f":{comment}" for comment in frame.get("comments", [])]
+        if "id" in frame:  # the server's order: id, event, data
+            lines.append(f"id: {frame['id']}")
         if "event" in frame:
             lines.append(f"event: {frame['event']}")
-        if "id" in frame:
-            lines.append(f"id: {frame['id']}")
         if "retry" in frame:
             lines.append(f"retry: {frame['retry']}")
         lines += [f"data: {line}" for line in frame["data"]]

@@ -113,10 +113,20 @@ def parse_sse(raw: bytes | str) -> list[SSEFrame]:
 
 def _frame(block: str) -> SSEFrame | None:
     """The frame of one block of lines; None for a block with nothing in it."""
+    lines = block.split("\n")
+    if len(lines) == 3:  # the usual `id` / `event` / `data` frame, read without the loop below
+        id_line, event_line, data_line = lines
+        if (
+            id_line.startswith("id: ")
+            and event_line.startswith("event: ")
+            and data_line.startswith("data: ")
+            and "\0" not in id_line
+        ):
+            return SSEFrame(event_line[7:], data_line[6:], id_line[4:])
     event = frame_id = data = None
     retry = None
     comments: list[str] | None = None
-    for line in block.split("\n"):
+    for line in lines:
         name, colon, value = line.partition(":")
         if value[:1] == " ":
             value = value[1:]
