@@ -1,10 +1,10 @@
 """A lean SSE client for the benchmarks: an asyncio Protocol on a raw socket, no HTTP library.
 
 It exists so that the client is not what a server benchmark measures: it de-chunks the
-HTTP/1.1 body, splits SSE frames and either decodes every `narration` event into a
-`NarrationEvent` (`decode=True`: checks ids, collects latencies) or only counts frames
-(`decode=False`: C-speed `bytes.count`, used where one client process reads for 100s of
-subscribers). It accepts any valid line ending (sse-starlette sends CRLF).
+HTTP/1.1 body, splits SSE frames with `narration.testing.sse.SSEParser` and either decodes
+every `narration` event into a `NarrationEvent` (`decode=True`: checks ids, collects
+latencies) or only counts frames (`decode=False`: C-speed `str.count` on the parser's complete
+frames, used where one client process reads for 100s of subscribers).
 
 Every stream keeps an exact ledger — events, gaps (with their `missed` counts), the terminal
 id — so a benchmark can assert that every event was delivered or accounted for by a gap.
@@ -13,15 +13,17 @@ id — so a benchmark can assert that every event was delivered or accounted for
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from dataclasses import dataclass, field
 
 from narration.events import decode_event
+from narration.testing.sse import SSEFrame, SSEParser, parse_frames
 
 __all__ = ["SSEStream", "open_stream", "open_streams"]
 
-_TERMINALS = (b"done", b"error", b"cancelled")
+_TERMINALS = ("done", "error", "cancelled")
 
 
 @dataclass(eq=False)
@@ -54,9 +56,7 @@ class SSEStream(asyncio.Protocol):
         self._raw = b""  # undecoded chunked-transfer bytes
         self._left = 0  # bytes left in the current chunk
         self._skip = 0  # CRLF after a chunk still to skip
-        self._text = b""  # de-chunked bytes not yet split into frames
-        self._crlf = False
-        self._cr = b""
+        self._sse = SSEParser()
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -130,39 +130,26 @@ class SSEStream(asyncio.Protocol):
         return b"".join(out)
 
     def _frames(self, body: bytes, now: int) -> None:
-        if b"\r" in body or self._crlf:  # CRLF line ends (a CR may end one read, LF the next)
-            self._crlf = True
-            body = self._cr + body
-            self._cr = b"\r" if body.endswith(b"\r") else b""
-            body = body[: len(body) - len(self._cr)].replace(b"\r\n", b"\n")
-        text = self._text + body if self._text else body
-        end = text.rfind(b"\n\n")
-        if end < 0:
-            self._text = text
+        complete = self._sse.feed_text(body)
+        if not complete:
             return
-        complete, self._text = text[:end], text[end + 2 :]
-        if not self.decode and b"event: gap" not in complete and b'data: {"job_id"' not in complete:
-            count = complete.count(b"event: narration\n")
+        if not self.decode and "event: gap" not in complete and 'data: {"job_id"' not in complete:
+            count = complete.count("event: narration\n")
             self.events += count
             self.last_id += count
             return
-        for frame in complete.split(b"\n\n"):
+        for frame in parse_frames(complete):
             self._frame(frame, now)
 
-    def _frame(self, frame: bytes, now: int) -> None:
-        name = data = None
-        for line in frame.split(b"\n"):
-            if line.startswith(b"data:"):
-                data = line[6:] if line[5:6] == b" " else line[5:]
-            elif line.startswith(b"event:"):
-                name = line[6:].strip()
-        if name == b"narration" and data is not None:
+    def _frame(self, frame: SSEFrame, now: int) -> None:
+        name = frame.event
+        if name == "narration":
             expected = self.last_id + 1
             self.events += 1
             if not self.decode:
                 self.last_id = expected
                 return
-            event = decode_event(data)
+            event = decode_event(frame.data)
             if event.id != expected:
                 self.errors.append(f"id {event.id} after {self.last_id}")
             self.last_id = event.id
@@ -170,8 +157,8 @@ class SSEStream(asyncio.Protocol):
                 sent = event.fields.get("t_ns")
                 if sent is not None and sent >= self.since_ns:
                     self.latencies.append(now - sent)
-        elif name == b"gap" and data is not None:
-            gap = decode_gap(data)
+        elif name == "gap":
+            gap = decode_gap(frame.data)
             if gap[1] <= self.last_id:
                 self.errors.append(f"gap to {gap[1]} after {self.last_id}")
             elif gap[1] - 1 - self.last_id != gap[0]:
@@ -179,10 +166,9 @@ class SSEStream(asyncio.Protocol):
             self.gaps.append(gap)
             self.last_id = gap[1] - 1
         elif name in _TERMINALS:
-            self.terminal = name.decode()  # type: ignore[union-attr]
-            for line in frame.split(b"\n"):
-                if line.startswith(b"id:"):
-                    self.terminal_id = int(line[3:])
+            self.terminal = name
+            if frame.id is not None:
+                self.terminal_id = int(frame.id)
             self._close()
 
     # ------------------------------------------------------------ helpers
@@ -217,10 +203,8 @@ class SSEStream(asyncio.Protocol):
         self._close()
 
 
-def decode_gap(data: bytes) -> tuple[int, int]:
+def decode_gap(data: str) -> tuple[int, int]:
     """(missed, next_id) of a `gap` event's data."""
-    import json
-
     payload = json.loads(data)
     return int(payload["missed"]), int(payload["next_id"])
 

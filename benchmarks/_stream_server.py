@@ -3,9 +3,9 @@
     python -m benchmarks._stream_server --impl ours|theirs [--loop asyncio|uvloop] ...
 
 Serves narration's `create_app()` (`ours`) or the sse-starlette reference (`theirs`) under
-uvicorn on 127.0.0.1 (an ephemeral port, printed as `PORT <n>` on stdout), plus the same
-control routes for both, which run the producer *inside* the server process as a job's
-handler would:
+uvicorn on `--host`/`--port` (default 127.0.0.1 and an ephemeral port; the port is printed as
+`PORT <n>` on stdout), plus the same control routes for both, which run the producer *inside*
+the server process as a job's handler would:
 
 - `POST /bench/jobs {"count": n}` -> `{"jobs": [ids]}`: n idle jobs (no events).
 - `POST /bench/produce {...}` -> waits until `streams` subscribers are connected, then emits
@@ -15,7 +15,9 @@ handler would:
   emit-time `time.time_ns()`), and `block` (time every `block` emits: the flat-cost check).
 - `GET /bench/stats` -> CPU seconds, RSS, open streams, jobs, open-file limit.
 - `POST /bench/tracemalloc`: start tracing (a baseline); `?top=N`: the N biggest growths since.
-- `POST /bench/exit`: a graceful stop (so that `--profile` gets written).
+
+SIGTERM (or Ctrl-C) stops it gracefully, `--profile` written; `benchmarks._server_process`
+runs it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import asyncio
 import gc
 import resource
+import signal
 import socket
 import sys
 import time
@@ -236,11 +239,6 @@ def add_control_routes(app: FastAPI, producer: Producer, nofile: int) -> None:
             ],
         }
 
-    @app.post("/bench/exit")
-    async def stop() -> dict[str, Any]:
-        app.state.bench_server.should_exit = True
-        return {"exiting": True}
-
     @app.get("/bench/stats")
     async def stats(collect: bool = False) -> dict[str, Any]:
         if collect:
@@ -271,6 +269,8 @@ def build(impl: str, max_events: int, max_running: int) -> tuple[FastAPI, Produc
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="stream benchmark server")
     parser.add_argument("--impl", choices=("ours", "theirs"), default="ours")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--max-events", type=int, default=100_000)
     parser.add_argument("--max-running", type=int, default=100_000)
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     add_control_routes(app, producer, nofile)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((args.host, args.port))
     config = uvicorn.Config(
         app, loop=args.loop, log_level="warning", backlog=4096, timeout_graceful_shutdown=2
     )
@@ -291,7 +291,9 @@ def main(argv: list[str] | None = None) -> None:
         server: uvicorn.Server = NarrationServer(config)
     else:
         server = uvicorn.Server(config)
-    app.state.bench_server = server
+    # uvicorn stops gracefully on SIGTERM, then raises it again once stopped: ignore that
+    # second one, so that the profile is written and the exit code is 0.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     if not args.profile:
         server.run(sockets=[sock])

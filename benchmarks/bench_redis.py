@@ -37,9 +37,10 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel
 
 from narration import n
+from narration._process import ServiceProcess
 from narration.jobs import Job, JobRegistry
-from narration.services.launch import ServiceProcess
 from narration.testing.redis_server import RedisServer, blocked_xreads, client_list
+from narration.testing.sse import SSEFrame, SSEParser
 
 __all__ = ["RUN_ALL_REPEATS", "TARGET_EVENTS_PER_S", "run"]
 
@@ -122,35 +123,27 @@ class _Stream:
         self.errors: list[str] = []
         self.latencies_ns: list[int] = []
         self.end_fields: dict[str, Any] = {}
-        self._buffer = b""
+        self._sse = SSEParser()
 
     def feed(self, chunk: bytes, now_ns: int) -> None:
-        text = self._buffer + chunk
-        end = text.rfind(b"\n\n")
-        if end < 0:
-            self._buffer = text
-            return
-        complete, self._buffer = text[:end], text[end + 2 :]
-        for frame in complete.split(b"\n\n"):
+        for frame in self._sse.feed(chunk):
             self._frame(frame, now_ns)
 
-    def _frame(self, frame: bytes, now_ns: int) -> None:
-        if not frame.startswith(b"id: "):
-            if b"event: gap" in frame:
+    def _frame(self, frame: SSEFrame, now_ns: int) -> None:
+        if frame.id is None:
+            if frame.event == "gap":
                 self.errors.append(f"gap after {self.last_id}: {frame!r}")
             return
-        head, _, rest = frame.partition(b"\n")
-        event_id = int(head[4:])
-        name, _, data = rest.partition(b"\n")
-        if name != b"event: narration":
-            self.terminal = name[7:].decode()
+        event_id = int(frame.id)
+        if frame.event != "narration":
+            self.terminal = frame.event
             return
         if event_id != self.last_id + 1:
             self.errors.append(f"id {event_id} after {self.last_id}")
         self.last_id = event_id
         self.events += 1
-        if self.keep_latency or b'"bench_end"' in data:
-            fields = msgspec.json.decode(data[6:]).get("fields", {})
+        if self.keep_latency or '"bench_end"' in frame.data:
+            fields = msgspec.json.decode(frame.data).get("fields", {})
             if "t_ns" in fields:
                 self.latencies_ns.append(now_ns - fields["t_ns"])
             if "emit_s" in fields:

@@ -41,14 +41,12 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import httpx
-
+from ._server_process import ServerProcess
 from ._sse_client import SSEStream, open_streams, wait_all
 from ._stream_server import raise_nofile_limit, rss_bytes
 
@@ -157,92 +155,6 @@ def _env() -> dict[str, str]:
         if name.startswith("NARRATION_"):
             del env[name]
     return env
-
-
-# --------------------------------------------------------------------------- server process
-
-
-class ServerProcess:
-    """`benchmarks._stream_server` in a child process, with its control routes as methods."""
-
-    def __init__(self, impl: str, *args: str) -> None:
-        self.impl = impl
-        self.args = args
-        self.port = 0
-        self.proc: asyncio.subprocess.Process | None = None
-        self.http: httpx.AsyncClient | None = None
-
-    async def __aenter__(self) -> ServerProcess:
-        self.proc = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "benchmarks._stream_server", "--impl", self.impl, *self.args),
-            stdout=asyncio.subprocess.PIPE,
-            cwd=REPO,
-            env=_env(),
-        )
-        assert self.proc.stdout is not None
-        line = (await asyncio.wait_for(self.proc.stdout.readline(), 60)).decode()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"the {self.impl} server did not start: {line!r}")
-        self.port = int(line.split()[1])
-        self.http = httpx.AsyncClient(base_url=self.base_url, timeout=300.0)
-        for _ in range(200):
-            try:
-                await self.http.get("/bench/stats")
-                break
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.http is not None:
-            with suppress(httpx.HTTPError):
-                await self.http.post("/bench/exit", timeout=5.0)
-            await self.http.aclose()
-        if self.proc is not None:
-            try:
-                await asyncio.wait_for(self.proc.wait(), 30)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def jobs(self, count: int) -> list[str]:
-        assert self.http is not None
-        response = await self.http.post("/bench/jobs", json={"count": count})
-        jobs: list[str] = response.json()["jobs"]
-        return jobs
-
-    async def produce(self, jobs: list[str], events: int, streams: int, **spec: Any) -> Any:
-        assert self.http is not None
-        body = {"jobs": jobs, "events": events, "streams": streams, **spec}
-        answer = (await self.http.post("/bench/produce", json=body)).json()
-        if "error" in answer:
-            raise RuntimeError(f"{self.impl}: {answer['error']}")
-        return answer
-
-    async def stats(self, collect: bool = False) -> dict[str, Any]:
-        assert self.http is not None
-        answer: dict[str, Any] = (
-            await self.http.get("/bench/stats", params={"collect": collect})
-        ).json()
-        return answer
-
-    async def wait_streams(self, count: int, timeout: float = 30.0) -> int:
-        """Wait until the server has `count` open streams; the number it has at the end."""
-        deadline = time.monotonic() + timeout
-        while True:
-            now = (await self.stats())["open_streams"]
-            if now == count or time.monotonic() > deadline:
-                return int(now)
-            await asyncio.sleep(0.05)
 
 
 def _problems(label: str, streams: list[SSEStream], expected: int) -> list[str]:

@@ -17,7 +17,8 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from .bench_stream import ServerProcess, _one_process, _one_stream
+from ._server_process import ServerProcess
+from .bench_stream import _one_process, _one_stream
 
 
 async def _server_profile(out: Path, events: int, runs: int) -> list[float]:

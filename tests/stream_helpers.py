@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import httpx
 
 from narration import n, narration_context
 from narration.testing import NarrationTestHarness
+from narration.testing.sse import parse_sse
 
 Frame = dict[str, Any]
 
 
 def parse_frames(body: str) -> list[Frame]:
-    """SSE frames of a whole response body: {"id", "event", "data"} (comments dropped)."""
+    """The named SSE frames of a whole response body: {"event", "data" (decoded JSON), and "id"
+    when the frame has one}; comments and the `retry:` preamble are left out."""
     frames: list[Frame] = []
-    for block in body.split("\n\n"):
-        frame: Frame = {}
-        for line in block.split("\n"):
-            if not line or line.startswith(":"):
-                continue
-            key, _, value = line.partition(": ")
-            frame[key] = value
-        if "event" in frame:
-            frame["data"] = json.loads(frame["data"])
-            frames.append(frame)
+    for sse in parse_sse(body):
+        if sse.event is None:
+            continue
+        frame: Frame = {"event": sse.event, "data": sse.json()}
+        if sse.id is not None:
+            frame["id"] = sse.id
+        frames.append(frame)
     return frames
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from narration._process import ServiceProcess, free_port, service_env
 from narration.client import JobClient, Terminal
 from narration.events import NarrationEvent
-from narration.services.launch import ServiceProcess, free_port, service_env
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = service_env({"PYTHONPATH": str(REPO), "NO_COLOR": "1", "COLUMNS": "200"})

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from narration._process import ServiceProcess
 from narration.client import JobClient, Terminal
 from narration.events import NarrationEvent
-from narration.services.launch import ServiceProcess
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "/narration"

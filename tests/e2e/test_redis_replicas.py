@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from narration._process import ServiceProcess
 from narration.client import Gap, JobClient, Terminal
 from narration.events import NarrationEvent
-from narration.services.launch import ServiceProcess
 from replica_handlers import drip_operation
 
 pytestmark = pytest.mark.redis

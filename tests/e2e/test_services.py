@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
+from narration._process import ServiceProcess
 from narration.client import JobClient, Terminal
 from narration.events import Level, NarrationEvent
 from narration.operations import Operation
-from narration.services.launch import ServiceProcess
 from narration.services.worker import fake_tokens
 from narration.testing import MultiServiceHarness
 

@@ -13,8 +13,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from narration._process import ServiceProcess
 from narration.server import ServerSettings, create_app, make_server
-from narration.services.launch import ServiceProcess
 from narration.testing import NarrationTestHarness
 from stream_helpers import read_stream
 

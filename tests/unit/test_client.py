@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from narration._backoff import Backoff
 from narration.client import (
     Gap,
     JobClient,
@@ -103,6 +104,7 @@ class FakeJobServer:
     stream_requests: list[tuple[str | None, str | None]] = field(default_factory=list)
     posts: list[tuple[dict[str, Any], str | None]] = field(default_factory=list)
     requests: list[tuple[str, str, str]] = field(default_factory=list)
+    jobs_in_an_object: bool = False  # answer GET /v1/jobs with {"jobs": [...]}, not a list
 
     def app(self) -> Starlette:
         return Starlette(
@@ -144,7 +146,8 @@ class FakeJobServer:
     async def list_jobs(self, request: Request) -> Response:
         self._log(request)
         query = dict(request.query_params)
-        return JSONResponse([{"job_id": JOB, "state": "running", "query": query}])
+        jobs = [{"job_id": JOB, "state": "running", "query": query}]
+        return JSONResponse({"jobs": jobs} if self.jobs_in_an_object else jobs)
 
     async def get_job(self, request: Request) -> Response:
         self._log(request)
@@ -415,6 +418,14 @@ def test_backoff_doubles_from_a_tenth_and_caps_at_two_seconds() -> None:
     assert [backoff_delay(n) for n in range(1, 8)] == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
 
 
+def test_backoff_counts_failures_until_a_reset() -> None:
+    backoff = Backoff(initial=0.05, cap=1.0)
+    assert [backoff.next_delay() for _ in range(7)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert backoff.attempts == 7
+    backoff.reset()
+    assert (backoff.next_delay(), backoff.attempts) == (0.05, 1)
+
+
 # --------------------------------------------------------------------------- failover
 
 
@@ -515,6 +526,18 @@ async def test_status_cancel_and_list_jobs(running: Running) -> None:
         ("DELETE", f"/v1/jobs/{JOB}", CORRELATION),
         ("GET", "/v1/jobs/job-missing", CORRELATION),
     ]
+
+
+async def test_list_jobs_takes_only_the_list_the_server_sends(running: Running) -> None:
+    running.fake.jobs_in_an_object = True
+    async with JobClient(running.base_url) as client:
+        with pytest.raises(JobClientError) as caught:
+            await client.list_jobs()
+    assert (caught.value.status_code, caught.value.code, caught.value.message) == (
+        200,
+        "invalid_response",
+        "expected a list of jobs",
+    )
 
 
 async def test_non_json_error_body_becomes_http_code(running: Running) -> None:

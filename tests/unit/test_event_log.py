@@ -10,6 +10,7 @@ import pytest
 
 from narration.events import Level, NarrationEvent
 from narration.store import LogLimits, MemoryEventLog, memory
+from narration.testing.sse import parse_sse
 
 JOB = "job-00000000-0000-4000-8000-000000000001"
 
@@ -20,16 +21,12 @@ def _event(i: int, text: str = "") -> NarrationEvent:
     )
 
 
-def _parse(chunks: list[bytes]) -> list[tuple[str, int | None, dict[str, object]]]:
+def _parse(chunks: list[bytes]) -> list[tuple[str | None, int | None, dict[str, object]]]:
     """(event name, id, data) of each SSE frame (a chunk may hold several frames)."""
-    out = []
-    for frame in b"".join(chunks).split(b"\n\n"):
-        if not frame:
-            continue
-        fields = dict(line.split(": ", 1) for line in frame.decode().split("\n"))
-        event_id = int(fields["id"]) if "id" in fields else None
-        out.append((fields["event"], event_id, msgspec.json.decode(fields["data"])))
-    return out
+    return [
+        (frame.event, None if frame.id is None else int(frame.id), msgspec.json.decode(frame.data))
+        for frame in parse_sse(b"".join(chunks))
+    ]
 
 
 def _start_producers(log: MemoryEventLog, threads: int, per_thread: int) -> list[threading.Thread]:

@@ -22,7 +22,7 @@ DEMO_PROMPT = "Why is the sky blue?"
 
 def run_demo(console: Console, *, tokens: int = 12, ids: bool = False) -> int:
     """The demo; its exit code (0 when every job was done and every event carried the ids)."""
-    from ..services.launch import ServiceProcess, free_port
+    from .._process import ServiceProcess, free_port
 
     hive_service = ServiceProcess("hive", ["hive", "--id", "localhost"])
     queen_service = ServiceProcess(

@@ -3,7 +3,8 @@
 - `create_queen_app(hives)`: the entry point; forwards work to hives and relays their streams.
 - `create_hive_app(hive_id)`: runs the stand-in worker as a child process under capture.
 - `python -m narration.services.worker`: the stand-in inference engine (no real model).
-- `ServiceProcess`, `free_port`: start a service as its own OS process and wait for it.
+- `ServiceProcess`, `free_port`: start a service as its own OS process and wait for it (they
+  live in `narration._process`, shared with the tests and benchmarks).
 
 Imports are lazy, so running the worker does not load the HTTP stack.
 """
@@ -15,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["ServiceProcess", "create_hive_app", "create_queen_app", "free_port"]
 
 if TYPE_CHECKING:
+    from .._process import ServiceProcess, free_port
     from .hive import create_hive_app
-    from .launch import ServiceProcess, free_port
     from .queen import create_queen_app
 
 _WHERE = {
     "create_queen_app": ".queen",
     "create_hive_app": ".hive",
-    "ServiceProcess": ".launch",
-    "free_port": ".launch",
+    "ServiceProcess": ".._process",
+    "free_port": ".._process",
 }
 
 

@@ -1,4 +1,4 @@
-"""Test helpers: per-context event capture, and (with the server) a real-server harness."""
+"""Test helpers: per-context event capture, a real-server harness, and (`.sse`) an SSE parser."""
 
 from __future__ import annotations
 

@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
+from .._process import ServiceProcess, free_port
 from ..client import JobClient
-from ..services.launch import ServiceProcess, free_port
 
 __all__ = ["MultiServiceHarness"]
 

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from ..services.launch import free_port  # one port picker for every child server
+from .._process import free_port, stop_process
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -115,13 +115,7 @@ class RedisServer:
 
     def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL) and remove its directory."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, grace=5)
         if self.process.stderr is not None:
             self.process.stderr.close()
         with contextlib.suppress(OSError):

@@ -1,4 +1,4 @@
-"""Starting a service (`narration queen`, `narration hive`, ...) as its own OS process.
+"""Child processes: free ports, a service's environment, a graceful stop, and `ServiceProcess`.
 
     hive = ServiceProcess("hive", ["hive", "--id", "localhost"])
     hive.start()
@@ -6,9 +6,11 @@
     ...
     hive.stop()                  # SIGTERM (graceful: streams end), SIGKILL after a grace
 
-Used by `narration demo` and `narration.testing.MultiServiceHarness`. Each service runs
-`python -m narration.cli <args> --host H --port P` in its own session (so a Ctrl-C meant for the
-parent does not hit it directly), with its output written to a log file.
+`ServiceProcess` runs `python -m narration.cli <args> --host H --port P` (or another module
+taking `--host`/`--port`) in its own session, so a Ctrl-C meant for the parent does not hit it
+directly, with its output written to a log file. Used by `narration demo`,
+`narration.testing.MultiServiceHarness`, the tests and the benchmarks; `stop_process` is the
+one SIGTERM-wait-SIGKILL for any `subprocess.Popen` (the private `redis-server` too).
 """
 
 from __future__ import annotations
@@ -23,13 +25,20 @@ import tempfile
 import time
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
-from ..environment import JOB_SCOPED
+from .environment import JOB_SCOPED
 
-__all__ = ["JOB_SCOPED_ENV", "ServiceProcess", "free_port", "service_env"]
+__all__ = [
+    "JOB_SCOPED_ENV",
+    "ServiceProcess",
+    "free_port",
+    "kill_process",
+    "service_env",
+    "stop_process",
+]
 
 JOB_SCOPED_ENV = JOB_SCOPED
 """Variables that tie a process to one job; a long-running service must not inherit them."""
@@ -51,6 +60,24 @@ def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
+
+
+def stop_process(process: subprocess.Popen[Any], grace: float = 10.0) -> int:
+    """SIGTERM `process` and wait up to `grace` s, then SIGKILL it; its exit code, reaped."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
+def kill_process(process: subprocess.Popen[Any]) -> int:
+    """SIGKILL `process` (no clean-up on its side); its exit code, reaped."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+    return process.wait()
 
 
 class ServiceProcess:
@@ -157,27 +184,17 @@ class ServiceProcess:
 
     def kill(self) -> None:
         """SIGKILL the process (no clean-up on its side) and reap it."""
-        process = self._started()
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-        process.wait()
+        kill_process(self._started())
 
     def stop(self, grace: float = 10.0) -> int | None:
         """SIGTERM and wait up to `grace` s (then SIGKILL); the exit code, None if never run."""
-        process = self.process
-        if process is None:
+        if self.process is None:
             return None
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(grace)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        code = stop_process(self.process, grace)
         if self._log is not None:
             self._log.close()
             self._log = None
-        return process.returncode
+        return code
 
     def log(self, limit: int = 4000) -> str:
         """The end of what the service wrote (stdout and stderr)."""
