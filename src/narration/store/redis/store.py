@@ -120,8 +120,19 @@ class RedisStore(Store):
         self._started = True
         self._tasks += [self._writer.start(), self._leases.start(), self._cancels.start()]
 
-    def _log(self, job_id: str, **state: Any) -> RedisEventLog:
-        return RedisEventLog(job_id, self._writer, self._reader, self._keys, **state)
+    def _log(
+        self, job_id: str, *, owned: bool, last_id: int = 0, terminal_id: int | None = None
+    ) -> RedisEventLog:
+        """A log of `job_id` wired to this store's writer and reader."""
+        return RedisEventLog(
+            job_id,
+            self._writer,
+            self._reader,
+            self._keys,
+            owned=owned,
+            last_id=last_id,
+            terminal_id=terminal_id,
+        )
 
     def _lost(self, job_id: str) -> None:
         """This replica's lease on `job_id` ended elsewhere: stop writing its events."""
