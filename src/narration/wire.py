@@ -16,6 +16,7 @@ __all__ = [
     "gap_frame",
     "terminal_data",
     "terminal_frame",
+    "terminal_frame_from_json",
 ]
 
 RETRY_FRAME = b"retry: 2000\n\n"
@@ -41,12 +42,16 @@ def gap_frame(missed: int, next_id: int) -> bytes:
 
 
 def terminal_data(job_id: str, state: str, error: str | None) -> bytes:
-    """The JSON of a terminal event."""
+    """The JSON of a terminal event (the Redis store passes it to its Lua scripts as is)."""
     return msgspec.json.encode({"job_id": job_id, "state": state, "error": error})
 
 
 def terminal_frame(event_id: int, job_id: str, state: str, error: str | None) -> bytes:
     """`id: N / event: done|error|cancelled / data: {job_id, state, error}`."""
     name = TERMINAL_EVENTS[state].encode()
-    data = terminal_data(job_id, state, error)
+    return terminal_frame_from_json(event_id, name, terminal_data(job_id, state, error))
+
+
+def terminal_frame_from_json(event_id: int, name: bytes, data: bytes) -> bytes:
+    """The same frame from a stored terminal: its event `name` and its `terminal_data` JSON."""
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, name, data)

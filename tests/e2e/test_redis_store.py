@@ -20,6 +20,7 @@ from narration.store import JobRecord, ReadResult, open_store
 from narration.store.redis import OWNER_LOST, RedisEventLog, RedisOptions, RedisStore
 from narration.testing import NarrationTestHarness
 from narration.testing.redis_server import RedisServer, blocked_xreads, client_list
+from narration.wire import terminal_frame
 from redis_server import TcpProxy
 from stream_helpers import emit, parse_frames, read_stream
 
@@ -412,3 +413,44 @@ async def test_caught_up_readers_share_one_blocked_redis_connection(
     finally:
         await harness.stop()
     assert await raw.exists(poke_key) == 0  # removed on close
+
+
+async def test_a_lease_renewed_between_listing_and_reaping_is_not_reaped(redis_url: str) -> None:
+    """Reaping takes two calls (the expired leases, then ending those jobs with terminals built
+    by `narration.wire`); the second checks each lease again, so an owner that renews in
+    between keeps its job, and a job left expired is ended once, with the wire's terminal."""
+    owner = store_for(redis_url, lease_ttl_s=0.4)
+    rec, _ = await running_job(owner)
+    owner._tasks[1].cancel()  # no renewals (and no reaping) but those this test asks for
+    reaper = store_for(redis_url, reaper=False)
+    real_eval = reaper._redis.eval
+    renewed: list[list[str]] = []
+
+    async def renew_after_listing(name: str, keys: Any, args: Any) -> Any:
+        reply = await real_eval(name, keys, args)
+        if name == "expired" and reply and not renewed:
+            renewed.append(await owner.renew_leases())  # the owner wakes up just in time
+        return reply
+
+    reaper._redis.eval = renew_after_listing  # type: ignore[method-assign]
+    async with asyncio.timeout(5):
+        while not renewed:
+            assert await reaper.reap_orphans() == []
+            await asyncio.sleep(0.02)
+    assert renewed == [[]]  # the owner still held its lease
+    stored = await reaper.get(rec.job_id)
+    assert stored is not None and stored.state == "running"
+
+    reaper._redis.eval = real_eval  # type: ignore[method-assign]
+    async with asyncio.timeout(5):
+        while not (reaped := await reaper.reap_orphans()):  # noqa: ASYNC110 - polling Redis
+            await asyncio.sleep(0.02)
+    assert reaped == [rec.job_id]
+    assert await reaper.reap_orphans() == []
+    view = await reaper.log(rec.job_id)
+    assert view is not None
+    result = await view.read(0, 1.0)
+    assert result.frames == [terminal_frame(1, rec.job_id, "failed", OWNER_LOST)]
+    assert (result.done, result.cursor, view.terminal_id()) == (True, 1, 1)
+    for store in (owner, reaper):
+        await store.close()

@@ -20,10 +20,12 @@ __all__ = ["ReentrySafe"]
 class ReentrySafe:
     """Mixin: `with self:` is a busy section; `_set_aside`/`_replay_set_aside` defer work.
 
-    The class sets `_lock = threading.RLock()`, `_busy = False` and `_aside = None`, and
-    implements `_replay(item)`. Hot paths check `_busy` under `_lock` themselves (entering
-    `with self:` costs a Python call each way).
+    The subclass sets `_lock = threading.RLock()`, `_busy = False` and `_aside = None` (slots
+    of this class), and implements `_replay(item)`. Hot paths check `_busy` under `_lock`
+    themselves (entering `with self:` costs a Python call each way).
     """
+
+    __slots__ = ("_aside", "_busy", "_lock")
 
     _lock: threading.RLock
     _busy: bool

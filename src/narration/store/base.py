@@ -86,6 +86,8 @@ class JobRecord:
 class EventLog(ABC):
     """One job's ordered, append-only event log: ids 1, 2, 3, ..., sealed by one terminal."""
 
+    __slots__ = ()  # so that the slots of a subclass take effect (no __dict__ per job)
+
     job_id: str
 
     @abstractmethod

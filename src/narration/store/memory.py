@@ -67,15 +67,12 @@ class MemoryEventLog(ReentrySafe, EventLog):
     """
 
     __slots__ = (
-        "_aside",
         "_base_id",
-        "_busy",
         "_bytes",
         "_chunk_starts",
         "_chunks",
         "_encode_scheduled",
         "_head",
-        "_lock",
         "_loop",
         "_loop_thread",
         "_next_id",

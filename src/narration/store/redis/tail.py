@@ -1,4 +1,4 @@
-"""One blocking XREAD per replica for every job stream a reader here is waiting on.
+"""The shared tail: one blocking XREAD per replica for every job stream a reader here awaits.
 
 A reader that has caught up with its job's stream would otherwise sit in `XREAD BLOCK` on a
 connection of its own, so 10,000 watchers of quiet jobs would hold 10,000 Redis connections.

@@ -1,0 +1,120 @@
+"""Reading a job's stream after a reader's cursor, as SSE frames (a `gap` where ids jump)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ...wire import event_frame_from_json, gap_frame, terminal_frame_from_json
+from ..base import ReadResult
+from .connection import BLOCK_CHUNK_S, UNREACHABLE, Connections, Reachability
+from .tail import StreamTail, stream_entry_id
+
+__all__ = ["StreamReader", "frames_of"]
+
+_READ_BATCH = 2048  # entries per XREAD
+_SHORT_BLOCK_S = 0.05  # a reader's own XREAD BLOCK before it waits on the shared tail
+
+
+class StreamReader:
+    """Reads job streams for every reader of one store.
+
+    A reader first reads with a short blocking XREAD of its own (a busy stream's next events
+    come within it); caught up, it waits on the replica's shared tail (`tail.py`), which holds
+    no connection per reader and hands over the entries it read.
+    """
+
+    def __init__(self, connections: Connections, reachability: Reachability, poke_key: str):
+        self._redis = connections
+        self._reachability = reachability
+        # Readers in a short block of their own at once: each holds a pooled connection.
+        self._max_short_blocks = max(1, min(32, connections.read_connections // 2))
+        self._short_blocks = 0
+        self._tail = StreamTail(
+            connections.tail,
+            connections.read_command,
+            poke_key,
+            UNREACHABLE,
+            batch=_READ_BATCH,
+        )
+
+    async def read(self, log_key: str, job_key: str, after: int, timeout: float) -> ReadResult:
+        """Frames of stream `log_key` after id `after`, waiting up to `timeout` s for some.
+
+        `done` with no frames: the job (`job_key`) is gone from Redis, so the stream is over.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        waited = False
+        while True:
+            remaining = deadline - loop.time()
+            command: list[Any] = ["XREAD", "COUNT", _READ_BATCH]
+            short_block = (
+                remaining > 0 and not waited and self._short_blocks < self._max_short_blocks
+            )
+            if short_block:
+                block = max(1, int(min(remaining, _SHORT_BLOCK_S) * 1000))
+                command += ["BLOCK", block]
+                self._short_blocks += 1
+            command += ["STREAMS", log_key, b"%d-0" % after]
+            try:
+                reply = await self._redis.read_command(*command)
+            except UNREACHABLE as exc:
+                self._reachability.failed(exc)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return ReadResult([], after, False)
+                await asyncio.sleep(min(remaining, 0.5))
+                continue
+            finally:
+                if short_block:
+                    self._short_blocks -= 1
+            if self._reachability.down_since is not None:
+                self._reachability.ok()
+            if reply:
+                return frames_of(after, reply[0][1])
+            left = deadline - loop.time()
+            if left <= 0:
+                if timeout > 0 and not await self._exists(job_key):
+                    # Forgotten by Redis (flushed, restarted without persistence): end the
+                    # stream instead of waiting forever; a resume then answers 404.
+                    return ReadResult([], after, True)
+                return ReadResult([], after, False)
+            entries = await self._tail.wait(log_key, after, min(left, BLOCK_CHUNK_S))
+            if entries:
+                result = frames_of(after, entries)
+                if result.frames or result.done:
+                    return result
+            waited = entries is not None
+
+    async def close(self) -> None:
+        """Stop the shared tail and close its connection."""
+        await self._tail.close()
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            return bool(await self._redis.read_command("EXISTS", key))
+        except UNREACHABLE as exc:
+            self._reachability.failed(exc)
+            return True
+
+
+def frames_of(after: int, entries: list[Any]) -> ReadResult:
+    """SSE frames of stream entries (as XREAD gives them) after id `after`; `done` when they
+    end with the terminal entry (then `cursor` is its id)."""
+    frames: list[bytes] = []
+    cursor = after
+    for entry_id, fields in entries:
+        event_id = stream_entry_id(entry_id)
+        if event_id <= cursor:
+            continue
+        if event_id > cursor + 1:
+            frames.append(gap_frame(event_id - cursor - 1, event_id))
+        cursor = event_id
+        if fields[0] == b"d":
+            frames.append(event_frame_from_json(event_id, fields[1]))
+            continue
+        values = dict(zip(fields[::2], fields[1::2], strict=True))
+        frames.append(terminal_frame_from_json(event_id, values[b"e"], values[b"d"]))
+        return ReadResult(frames, cursor, True)
+    return ReadResult(frames, cursor, False)

@@ -1,0 +1,309 @@
+"""The batched writer: `append` queues numbered events (any thread, no I/O), one task writes them.
+
+The task encodes queued events and writes them in pipelined Lua calls (`append` of
+`scripts.py`), one per job, which skip ids already written, so a retried batch never
+duplicates. While Redis is unreachable the queue holds at most `max_pending` events; older
+ones are then dropped and counted, and readers see the hole in the ids as a `gap` frame with
+its exact size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import threading
+from collections import deque
+from typing import Protocol
+
+from redis.exceptions import NoScriptError
+
+from ..._backoff import Backoff
+from ...events import NarrationEvent, encode_event
+from .._reentry import ReentrySafe
+from ..base import LogLimits
+from .connection import UNREACHABLE, Connections, Reachability
+from .scripts import SCRIPTS
+
+__all__ = ["EventWriter", "QueuedLog"]
+
+logger = logging.getLogger("narration.store.redis")
+
+_WRITE_BATCH = 8192  # queued events per pipelined write
+_HEAD = struct.Struct(">II")  # an event in an append blob: id, JSON length
+
+
+class QueuedLog(Protocol):
+    """What the writer needs of a job's log. Its counters change under the writer's lock."""
+
+    job_id: str
+    job_key: str
+    log_key: str
+    sealed: bool  # no more appends (the terminal is coming, or the job ended elsewhere)
+    last_id: int  # ids handed out so far
+    queued: int  # events queued or being written
+    encoded: int  # events encoded so far (for the byte limit)
+    encoded_bytes: int  # their JSON size
+    dropped: int  # dropped while Redis was unreachable (readers get a gap)
+    late: int  # arrived after the terminal (counted, not written)
+    lost: int  # the job was gone from Redis when they were written
+
+    def maxlen(self, limits: LogLimits) -> int:
+        """How many entries the job's stream keeps."""
+        ...
+
+
+_Item = tuple[QueuedLog, int, "NarrationEvent | bytes"]  # log, event id, event (then its JSON)
+
+
+class EventWriter(ReentrySafe):
+    """One store's write queue and the task that empties it into Redis.
+
+    The queue is shared with emitting threads under `_lock`. The lock is re-entrant and the
+    sections that change counters mark the writer busy: an `n()` re-entering from a signal
+    handler or finalizer mid-section is set aside (`ReentrySafe`), never awaited.
+    """
+
+    def __init__(
+        self,
+        connections: Connections,
+        reachability: Reachability,
+        limits: LogLimits,
+        max_pending: int,
+        flush_timeout_s: float,
+    ) -> None:
+        self._redis = connections
+        self._reachability = reachability
+        self._limits = limits
+        self._max_pending = max_pending
+        self.flush_timeout_s = flush_timeout_s  # how long a log's flush() waits
+        self._lock = threading.RLock()
+        self._busy = False
+        self._aside: deque[tuple[QueuedLog, NarrationEvent]] | None = None
+        self.pending: deque[_Item] = deque()
+        # Events taken out of `pending` for the write in progress: still not written, so
+        # `backlog` counts them (a failed write puts them back).
+        self._writing = 0
+        self._idle = True  # the task waits for a kick
+        self.closed = False
+        self.dropped = 0  # events dropped, all jobs together
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._wake: asyncio.Event | None = None
+        self._progress: asyncio.Future[None] | None = None
+
+    @property
+    def backlog(self) -> int:
+        """Events not written yet (queued, or in the write in progress)."""
+        return len(self.pending) + self._writing
+
+    def start(self) -> asyncio.Task[None]:
+        """Start the writing task in the running loop (appends before this just queue)."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._wake = asyncio.Event()
+        return asyncio.create_task(self._run(), name="narration-redis-writer")
+
+    def append(self, log: QueuedLog, event: NarrationEvent) -> None:
+        """Number `event` as `log`'s next id and queue it; any thread, never blocks or raises."""
+        with self._lock:
+            if self._busy:  # this thread re-entered, mid-way through a section of the writer
+                self._set_aside((log, event), self._loop)
+                return
+            self._busy = True  # `with self:` inlined: this is the emit path
+            try:
+                if log.sealed or self.closed:
+                    log.late += 1
+                    return
+                log.last_id += 1
+                log.queued += 1
+                pending = self.pending
+                pending.append((log, log.last_id, event))
+                if len(pending) > self._max_pending:
+                    self._drop_oldest()
+                if not self._idle:
+                    return
+                self._idle = False
+            finally:
+                self._busy = False
+        self._kick()
+
+    def seal(self, log: QueuedLog) -> None:
+        """Take no more events for `log` (they are counted as `late`)."""
+        with self._lock:
+            log.sealed = True
+
+    async def flush(self, log: QueuedLog, timeout: float | None = None) -> None:
+        """Wait (up to `timeout` s) until the events queued for `log` are written or dropped."""
+        if log.queued <= 0 or self._loop is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.flush_timeout_s if timeout is None else timeout)
+        while log.queued > 0 and not self.closed:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                logger.warning("narration: %d events of %s not written yet", log.queued, log.job_id)
+                return
+            await self._wait_progress(min(remaining, 0.25))
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (up to `timeout` s) until everything queued is written, unless Redis is down."""
+        if self._loop is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (
+            (self.pending or not self._idle)
+            and loop.time() < deadline
+            and self._reachability.down_since is None
+        ):
+            await self._wait_progress(0.25)
+
+    def close(self) -> None:
+        """Take no more events; count every queued one as dropped."""
+        self.closed = True
+        self._drop_all()
+
+    async def _wait_progress(self, timeout: float) -> None:
+        if self._progress is None:
+            self._progress = asyncio.get_running_loop().create_future()
+        await asyncio.wait((self._progress,), timeout=timeout)
+
+    def _signal_progress(self) -> None:
+        progress = self._progress
+        if progress is not None:
+            self._progress = None
+            if not progress.done():
+                progress.set_result(None)
+
+    def _kick(self) -> None:
+        """Wake the task (from any thread); never raises."""
+        wake, loop = self._wake, self._loop
+        if wake is None or loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            wake.set()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing will be written
+            loop.call_soon_threadsafe(wake.set)
+
+    def _replay(self, item: tuple[QueuedLog, NarrationEvent]) -> None:
+        log, event = item
+        self.append(log, event)
+
+    def _drop_oldest(self) -> None:
+        """Drop queued events beyond `max_pending`, oldest first (called with _lock held)."""
+        pending, limit = self.pending, self._max_pending
+        while len(pending) > limit:
+            log, _, _ = pending.popleft()
+            log.queued -= 1
+            log.dropped += 1
+            self.dropped += 1
+
+    def _drop_all(self) -> None:
+        """Count every queued event as dropped (the store is closing)."""
+        with self:
+            while self.pending:
+                log, _, _ = self.pending.popleft()
+                log.queued -= 1
+                log.dropped += 1
+                self.dropped += 1
+
+    async def _run(self) -> None:
+        wake = self._wake
+        assert wake is not None
+        backoff = Backoff(initial=0.05, cap=1.0)
+        while True:
+            await wake.wait()
+            wake.clear()
+            while True:
+                batch = self._take_batch()
+                if not batch:
+                    break
+                try:
+                    written = await self._write(batch)
+                except Exception:  # a bug must not stop the writer: count and go on
+                    logger.exception("narration: writing events to Redis failed")
+                    written = True
+                    with self:
+                        for log, _, _ in batch:
+                            log.queued -= 1
+                            log.lost += 1
+                if written:
+                    self._writing = 0
+                    self._signal_progress()
+                    backoff.reset()
+                    continue
+                with self:  # put the batch back in front; keep the buffer bounded
+                    self._writing = 0
+                    self.pending.extendleft(reversed(batch))
+                    self._drop_oldest()
+                self._signal_progress()
+                if self.closed:
+                    self._drop_all()
+                    continue
+                await asyncio.sleep(backoff.next_delay())
+
+    def _take_batch(self) -> list[_Item]:
+        """The next batch to write, oldest first; empty (and the writer idle) when none."""
+        with self:  # busy: an append re-entering here must see _idle and kick
+            pending = self.pending
+            if not pending:
+                self._idle = True
+                return []
+            batch = [pending.popleft() for _ in range(min(len(pending), _WRITE_BATCH))]
+            self._writing = len(batch)
+            return batch
+
+    async def _write(self, batch: list[_Item]) -> bool:
+        """Write `batch` in one pipelined round trip; False when Redis is unreachable."""
+        groups: dict[QueuedLog, list[bytes]] = {}
+        head = _HEAD.pack
+        for index, (log, event_id, item) in enumerate(batch):
+            if type(item) is not bytes:
+                assert isinstance(item, NarrationEvent)
+                item = encode_event(item, event_id)
+                batch[index] = (log, event_id, item)
+                log.encoded += 1
+                log.encoded_bytes += len(item)
+            args = groups.get(log)
+            if args is None:
+                args = groups[log] = []
+            args.append(head(event_id, len(item)))
+            args.append(item)
+        sha = SCRIPTS["append"].sha
+        pipe = self._redis.control.pipeline(transaction=False)
+        logs = list(groups)
+        for log in logs:
+            maxlen = log.maxlen(self._limits)
+            blob = b"".join(groups[log])
+            pipe.execute_command("EVALSHA", sha, 2, log.job_key, log.log_key, maxlen, blob)
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except UNREACHABLE as exc:
+            self._reachability.failed(exc)
+            return False
+        self._reachability.ok()
+        if any(isinstance(result, NoScriptError) for result in results):
+            try:
+                await self._redis.load_scripts()
+            except UNREACHABLE as exc:
+                self._reachability.failed(exc)
+            return False  # retried at once: the scripts skip what was written
+        refused: list[tuple[str, Exception]] = []
+        with self:
+            for log, result in zip(logs, results, strict=True):
+                count = len(groups[log]) // 2
+                log.queued -= count
+                if isinstance(result, Exception):
+                    if not log.lost:  # once per job: the rest is counted
+                        refused.append((log.job_id, result))
+                    log.lost += count
+                elif result == -1:
+                    log.lost += count
+                elif result == -2:
+                    log.late += count
+        for job_id, error in refused:  # logged outside the lock: a handler may narrate
+            logger.error("narration: Redis refused events of %s: %s", job_id, error)
+        return True
