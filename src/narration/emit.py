@@ -166,12 +166,21 @@ def relay(event: NarrationEvent, origin: str | None = None) -> NarrationEvent:
 
     It joins the current job (its `job_id` becomes this job's) and keeps its actor, action,
     level, text and its own correlation and trace ids; `origin` records where it first
-    happened (an origin it already had is kept). Returns the relayed event.
+    happened (an origin it already had is kept). Its text, action and actor are checked as
+    `n()` checks its own (it came from outside). Returns the relayed event.
     """
     ctx = _current.get()
+    human = event.human
+    if not (human.isprintable() and len(human) <= MAX_MESSAGE_CHARS):
+        human = clean_text(human)
+    action = event.action if event.action in _valid_actions else clean_action(event.action)[0]
+    actor = event.actor if event.actor in _valid_actions else clean_action(event.actor)[0]
     event = msgspec.structs.replace(
         event,
         id=0,
+        human=human,
+        action=action,
+        actor=actor,
         job_id=ctx.job_id or event.job_id,
         correlation_id=event.correlation_id or ctx.correlation_id,
         trace_id=event.trace_id or ctx.trace_id,

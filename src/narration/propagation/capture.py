@@ -17,12 +17,10 @@ child (SIGTERM to its process group, SIGKILL after `kill_grace` seconds) and re-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import sys
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -31,16 +29,14 @@ from ..context import current_context
 from ..emit import relay
 from ..errors import NarrationError
 from ..events import Level, NarrationEvent, decode_event, timestamp
-from ..sanitize import MAX_MESSAGE_CHARS, clean_action, clean_text
+from ..sanitize import clean_action, clean_text
+from .child import Child, start_child
+from .lines import MAX_LINE_BYTES
 from .subprocess import child_env
 
 __all__ = ["MAX_LINE_BYTES", "ProcessCapture", "ProcessFailedError"]
 
-MAX_LINE_BYTES = 1024 * 1024  # a longer line is cut here
-_CHUNK = 64 * 1024
-_STREAM_LIMIT = 256 * 1024  # asyncio's pipe buffer before it pauses reading
 _TAIL_LINE_CHARS = 1000  # per stderr line kept for ProcessFailedError
-_POSIX = sys.platform != "win32"
 
 
 class ProcessFailedError(NarrationError):
@@ -69,22 +65,6 @@ class ProcessFailedError(NarrationError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.exit_code, self.stderr_tail, self.argv))
-
-
-class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """asyncio's stream protocol, plus an event set when the process exits.
-
-    `Process.wait()` only returns once the pipes are closed too, which never happens while a
-    grandchild still holds them; the exit itself is what tells us the child is gone.
-    """
-
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=limit, loop=loop)
-        self.exited = asyncio.Event()
-
-    def process_exited(self) -> None:
-        super().process_exited()
-        self.exited.set()
 
 
 class ProcessCapture:
@@ -137,48 +117,35 @@ class ProcessCapture:
     async def run(self) -> int:
         """Run the child to its end, relaying its output; return its exit code (0).
 
-        Raises `ProcessFailedError` on a non-zero exit, `OSError` when it cannot be started. Once
-        per instance.
+        Raises `ProcessFailedError` on a non-zero exit, `OSError` when it cannot be started.
+        Once per instance.
         """
         if self._started:
             raise RuntimeError("a ProcessCapture runs once; make a new one")
         self._started = True
-        env = child_env() if self.env is None else dict(self.env)
-        loop = asyncio.get_running_loop()
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _ExitAwareProtocol(_STREAM_LIMIT, loop),
-            *self.argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=self.cwd,
-            start_new_session=_POSIX,
-        )
-        proc = asyncio.subprocess.Process(transport, protocol, loop)
-        self._pid = proc.pid
-        assert proc.stdout is not None and proc.stderr is not None
+        env = child_env() if self.env is None else self.env
+        child = await start_child(self.argv, env, self.cwd)
+        self._pid = child.pid
         readers = [
-            asyncio.create_task(self._pump(proc.stdout, self._on_stdout)),
-            asyncio.create_task(self._pump(proc.stderr, self._on_stderr)),
+            asyncio.create_task(child.read_lines(child.stdout, self._on_stdout)),
+            asyncio.create_task(child.read_lines(child.stderr, self._on_stderr)),
         ]
         try:
-            await protocol.exited.wait()
-            await self._drain(readers)
+            await child.exited.wait()
+            await self._drain(child, readers)
         except BaseException:
             try:
-                await self._stop(protocol.exited)
-                await self._drain(readers, patience=min(self.drain_timeout, 1.0))
+                await child.stop(self.kill_grace)
+                await self._drain(child, readers, patience=min(self.drain_timeout, 1.0))
             finally:
-                if not protocol.exited.is_set():
-                    self._signal(signal.SIGKILL if _POSIX else signal.SIGTERM)
+                child.kill()
                 for reader in readers:
                     reader.cancel()
-                transport.close()
+                child.close()
             raise
         finally:
-            self.exit_code = transport.get_returncode()
-        transport.close()
+            self.exit_code = child.exit_code
+        child.close()
         code = self.exit_code
         assert code is not None
         if code != 0:
@@ -186,15 +153,15 @@ class ProcessCapture:
         return code
 
     async def _drain(
-        self, readers: list[asyncio.Task[None]], patience: float | None = None
+        self, child: Child, readers: list[asyncio.Task[None]], patience: float | None = None
     ) -> None:
         """Wait for both pipes to reach their end; give up after `patience` s without output."""
         patience = self.drain_timeout if patience is None else patience
         pending = {reader for reader in readers if not reader.done()}
         while pending:
-            before = self._bytes_read
+            before = child.bytes_read
             _, pending = await asyncio.wait(pending, timeout=patience)
-            if pending and self._bytes_read == before:
+            if pending and child.bytes_read == before:
                 for reader in pending:
                     reader.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
@@ -211,60 +178,10 @@ class ProcessCapture:
                 if error is not None:
                     raise error
 
-    async def _stop(self, exited: asyncio.Event) -> None:
-        """SIGTERM the child's process group, then SIGKILL if it is still there after grace."""
-        if exited.is_set():
-            return
-        self._signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(exited.wait(), self.kill_grace)
-        except TimeoutError:
-            self._signal(signal.SIGKILL if _POSIX else signal.SIGTERM)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(exited.wait(), self.kill_grace)
-
-    def _signal(self, signum: int) -> None:
-        if self._pid is None:
-            return
-        try:
-            if _POSIX:
-                os.killpg(self._pid, signum)  # the child leads its own session and group
-            else:  # pragma: no cover - Windows
-                os.kill(self._pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    async def _pump(
-        self, reader: asyncio.StreamReader, on_line: Callable[[bytes, int], None]
-    ) -> None:
-        """Read `reader` to its end, calling `on_line(line, bytes_cut)` per line."""
-        partial = bytearray()
-        cut = 0
-        limit = MAX_LINE_BYTES
-        while True:
-            chunk = await reader.read(_CHUNK)
-            if not chunk:
-                break
-            self._bytes_read += len(chunk)
-            pieces = chunk.split(b"\n")
-            tail = pieces.pop()
-            for piece in pieces:
-                if partial or cut:
-                    room = limit - len(partial)
-                    line = bytes(partial) + piece[:room]
-                    dropped = cut + max(len(piece) - room, 0)
-                    partial.clear()
-                    cut = 0
-                else:
-                    line, dropped = piece[:limit], max(len(piece) - limit, 0)
-                on_line(line, dropped)
-            room = limit - len(partial)
-            partial += tail[:room]
-            cut += max(len(tail) - room, 0)
-        if partial or cut:
-            on_line(bytes(partial), cut)
+    # ---------------------------------------------------------------- relay policy
 
     def _on_stdout(self, line: bytes, cut: int) -> None:
+        """A JSON event line is relayed as the event it is; any other line as `stdout`."""
         if not cut and line.lstrip()[:1] == b"{":
             try:
                 event = decode_event(line)
@@ -294,7 +211,7 @@ class ProcessCapture:
             level=level,
             actor=self._actor,
             action=action,
-            human=clean_text(text),
+            human=text,
             fields=fields,
         )
         self._seq += 1
@@ -302,16 +219,9 @@ class ProcessCapture:
         self.events_relayed += 1
 
     def _relay_event(self, event: NarrationEvent) -> None:
-        """Relay one event the child narrated, its texts and names checked like `n()` does."""
-        human = event.human
-        if not (human.isprintable() and len(human) <= MAX_MESSAGE_CHARS):
-            human = clean_text(human)
-        action = clean_action(event.action)[0]
-        actor = clean_action(event.actor)[0]
-        if human is not event.human or action != event.action or actor != event.actor:
-            event = msgspec.structs.replace(event, human=human, action=action, actor=actor)
+        """Relay one event the child narrated (`relay` checks its texts as `n()` does)."""
         job_id = event.job_id
         where = job_id if job_id and job_id != current_context().job_id else f"pid-{self._pid}"
         self._seq += 1
-        relay(event, f"{self.origin_prefix or actor}:{where}#{self._seq}")
+        relay(event, f"{self.origin_prefix or clean_action(event.actor)[0]}:{where}#{self._seq}")
         self.events_relayed += 1
