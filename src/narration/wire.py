@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from .events import NarrationEvent, encode_event
+from .safe_encode import escape_separators
 
 __all__ = [
     "KEEPALIVE_FRAME",
@@ -24,8 +25,10 @@ TERMINAL_EVENTS = {"completed": "done", "failed": "error", "cancelled": "cancell
 
 
 def event_frame(event_id: int, event: NarrationEvent) -> bytes:
-    """`id: N / event: narration / data: {json}` for one event."""
-    return b"id: %d\nevent: narration\ndata: %s\n\n" % (event_id, encode_event(event, event_id))
+    """`id: N / event: narration / data: {json}` for one event (unbounded: stores encode with
+    `safe_encode` instead)."""
+    data = escape_separators(encode_event(event, event_id))
+    return b"id: %d\nevent: narration\ndata: %s\n\n" % (event_id, data)
 
 
 def event_frame_from_json(event_id: int, data: bytes) -> bytes:
@@ -40,7 +43,9 @@ def gap_frame(missed: int, next_id: int) -> bytes:
 
 def terminal_data(job_id: str, state: str, error: str | None) -> bytes:
     """The JSON of a terminal event."""
-    return msgspec.json.encode({"job_id": job_id, "state": state, "error": error})
+    return escape_separators(
+        msgspec.json.encode({"job_id": job_id, "state": state, "error": error})
+    )
 
 
 def terminal_frame(event_id: int, job_id: str, state: str, error: str | None) -> bytes:

@@ -55,7 +55,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..events import NarrationEvent, encode_event
+from ..events import NarrationEvent
+from ..safe_encode import encode_now, encode_off_loop
 from ..wire import TERMINAL_EVENTS, event_frame_from_json, gap_frame, terminal_data
 from ._reentry import ReentrySafe
 from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailable
@@ -685,13 +686,9 @@ class RedisStore(ReentrySafe, Store):
         """Write `batch` in one pipelined round trip; False when Redis is unreachable."""
         groups: dict[RedisEventLog, list[bytes]] = {}
         head = _HEAD.pack
-        for index, (log, event_id, item) in enumerate(batch):
-            if type(item) is not bytes:
-                assert isinstance(item, NarrationEvent)
-                item = encode_event(item, event_id)
-                batch[index] = (log, event_id, item)
-                log._encoded += 1
-                log._bytes += len(item)
+        await self._encode(batch)
+        for log, event_id, item in batch:
+            assert type(item) is bytes
             args = groups.get(log)
             if args is None:
                 args = groups[log] = []
@@ -733,6 +730,30 @@ class RedisStore(ReentrySafe, Store):
         for job_id, error in refused:  # logged outside the lock: a handler may narrate
             logger.error("narration: Redis refused events of %s: %s", job_id, error)
         return True
+
+    async def _encode(self, batch: list[_Item]) -> None:
+        """Encode the batch's events in place (each bounded; reprs off the loop, together)."""
+        caps = self.limits.caps
+        slow: list[int] = []
+        for index, (log, event_id, item) in enumerate(batch):
+            if type(item) is not bytes:
+                assert isinstance(item, NarrationEvent)
+                body = encode_now(item, event_id, caps)
+                if body is None:
+                    slow.append(index)
+                    continue
+                batch[index] = (log, event_id, body)
+                log._encoded += 1
+                log._bytes += len(body)
+        if slow:
+            bodies = await asyncio.gather(
+                *(encode_off_loop(batch[i][2], batch[i][1], caps) for i in slow)  # type: ignore[arg-type]
+            )
+            for index, body in zip(slow, bodies, strict=True):
+                log, event_id, _ = batch[index]
+                batch[index] = (log, event_id, body)
+                log._encoded += 1
+                log._bytes += len(body)
 
     def _signal_progress(self) -> None:
         progress = self._progress
@@ -884,11 +905,15 @@ class RedisStore(ReentrySafe, Store):
 
     @_unavailable_when_unreachable
     async def list(
-        self, state: str | None, limit: int, correlation_id: str | None = None
+        self,
+        state: str | None,
+        limit: int,
+        correlation_id: str | None = None,
+        tenant: str | None = None,
     ) -> list[JobRecord]:
         self._start()
         result: list[JobRecord] = []
-        filtered = state is not None or correlation_id is not None
+        filtered = state is not None or correlation_id is not None or tenant is not None
         chunk = max(limit, 200) if filtered else limit
         start = 0
         stale: list[bytes] = []
@@ -905,7 +930,7 @@ class RedisStore(ReentrySafe, Store):
                     stale.append(job_id)
                     continue
                 record = _record_from(job_id.decode(), raw)
-                if record.matches(state, correlation_id):
+                if record.matches(state, correlation_id, tenant):
                     result.append(record)
                     if len(result) >= limit:
                         break
@@ -1080,7 +1105,8 @@ class RedisStore(ReentrySafe, Store):
         down_since = self._down_since
         if down_since is None:
             return None
-        return f"Redis unreachable for {time.time() - down_since:.1f} s: {self._last_error}"
+        # The error itself (addresses included) is logged, and kept out of /health.
+        return f"Redis unreachable for {time.time() - down_since:.1f} s"
 
     # ---------------------------------------------------------------- leases
 
@@ -1167,7 +1193,15 @@ def _without_query_key(url: str, key: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-_OPTIONAL = ("started_at", "finished_at", "error", "parent_job_id", "trace_id", "owner")
+_OPTIONAL = (
+    "started_at",
+    "finished_at",
+    "error",
+    "parent_job_id",
+    "trace_id",
+    "owner",
+    "tenant",
+)
 
 
 def _record_fields(record: JobRecord) -> list[Any]:
@@ -1213,4 +1247,5 @@ def _record_from(job_id: str, raw: dict[Any, Any]) -> JobRecord:
         parent_job_id=text("parent_job_id"),
         trace_id=text("trace_id"),
         owner=text("owner"),
+        tenant=text("tenant"),
     )
