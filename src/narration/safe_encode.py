@@ -181,7 +181,29 @@ def placeholder_encoding(
         fields[name] = value
     fields["fields_sanitized"] = True
     plain = msgspec.structs.replace(event, fields=fields)
-    return encode_now(plain, event_id, caps) or _numbered(b"{}", event_id)
+    return (
+        encode_now(plain, event_id, caps)
+        or encode_now(_scrubbed(plain), event_id, caps)
+        or _numbered(b"{}", event_id)
+    )
+
+
+def _scrubbed(event: NarrationEvent) -> NarrationEvent:
+    """`event` with every text UTF-8 can hold (lone surrogates become `?`)."""
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.encode("utf-8", "replace").decode("utf-8")
+        if isinstance(value, dict):
+            return {scrub(str(key)): scrub(item) for key, item in value.items()}
+        return value
+
+    changes = {
+        name: scrub(getattr(event, name))
+        for name in event.__struct_fields__
+        if isinstance(getattr(event, name), str | dict)
+    }
+    return msgspec.structs.replace(event, **changes)
 
 
 def _encode_with_user_code(event: NarrationEvent, event_id: int | None, caps: EventCaps) -> bytes:

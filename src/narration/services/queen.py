@@ -219,7 +219,10 @@ async def _run_on_hive(client: JobClient, hive_id: str, url: str, operation: Any
     except JobClientError as exc:
         if exc.status_code is None:
             raise HiveUnreachable(f"hive unreachable: {hive_id} at {url}: {exc.message}") from None
-        raise HiveFailed(f"hive {hive_id} refused {operation.name}: {exc.message}") from None
+        hint = f" (the queen sends its key in {HIVE_TOKEN_ENV})" if exc.status_code == 401 else ""
+        raise HiveFailed(
+            f"hive {hive_id} refused {operation.name} (HTTP {exc.status_code}): {exc.message}{hint}"
+        ) from None
     hive_job = submitted.job_id
     n("forwarded", "Hive {} runs it as {}", hive_id, hive_job, hive_id=hive_id, hive_job=hive_job)
     terminal: Terminal | None = None
