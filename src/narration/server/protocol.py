@@ -8,8 +8,10 @@ errors from the HTTP parser itself.
   (slowloris) cannot hold connections open.
 - Bytes that are not HTTP/1.1 answer 400 `invalid_http`.
 
-Each is `{"error": {"code", "message"}}` with an `X-Correlation-Id`, then the connection closes.
-`make_server` (and so `narration serve`) uses it; plain `uvicorn app:app` does not.
+Each is `{"error": {"code", "message"}}` with an `X-Correlation-Id`; then the server stops
+sending (FIN), drops whatever the client still sends, and closes after `_LINGER_S` (closing at
+once with unread bytes would reset the connection and lose the answer). `make_server` (and so
+`narration serve`) uses it; plain `uvicorn app:app` does not.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from ..ids import new_correlation_id
 
 __all__ = ["GuardedHttpToolsProtocol", "guarded_protocol"]
+
+_LINGER_S = 1.0
 
 
 class _Rejected(Exception):
@@ -42,6 +46,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusal: tuple[int, str, str] | None = None
+        self._lingering: asyncio.TimerHandle | None = None
 
     # ---------------------------------------------------------------- the head's time
 
@@ -51,6 +56,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        if self._lingering is not None:
+            self._lingering.cancel()
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
@@ -80,6 +87,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # ---------------------------------------------------------------- the head's size
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            return  # refused: what the client still sends is dropped
         reading_head = self._reading_head
         super().data_received(data)
         if reading_head and self._reading_head and not self.transport.is_closing():
@@ -133,8 +142,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         ]
         for name, value in self.server_state.default_headers:
             head.append(f"{name.decode('latin-1')}: {value.decode('latin-1')}")
-        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-        self.transport.close()
+        transport = self.transport
+        transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        self._lingering = self.loop.call_later(_LINGER_S, transport.close)
 
 
 def guarded_protocol(max_header_bytes: int, header_timeout_s: float) -> type[HttpToolsProtocol]:
