@@ -92,6 +92,11 @@ def _submit_body(registry: JobRegistry, components: dict[str, Any]) -> dict[str,
     """`POST /v1/jobs`'s request body: one schema per operation, `operation` discriminating."""
     schema = registry.request_schema()
     components.update(schema.pop("$defs", {}))
+    for option in schema.get("oneOf", [schema]):  # the server needs `operation` to tell them apart
+        name = option.get("$ref", "").rsplit("/", 1)[-1]
+        target = components.get(name, option)
+        if "operation" in target.get("properties", {}):
+            target["required"] = sorted({*target.get("required", ()), "operation"})
     return {
         "required": True,
         "description": "One of the registered operations; `operation` names it.",

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import JSONResponse, Response
 
@@ -26,6 +26,12 @@ if TYPE_CHECKING:
     from .app import ServerState
 
 __all__ = ["HeldOperation", "add_job_routes", "read_body", "stream_url"]
+
+
+# What the query parameters take, for the OpenAPI document (the route checks them itself, with
+# errors of its own: invalid_state, invalid_limit, invalid_correlation_id).
+_STATES = [state.value for state in JobState]
+_CORRELATION = {"pattern": "^[A-Za-z0-9._:-]{1,128}$"}
 
 
 class HeldOperation(BaseModel):
@@ -77,9 +83,9 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
 
     @app.get("/v1/jobs", summary="List jobs, newest first", operation_id="list_jobs")
     async def list_jobs(
-        state: str | None = None,
-        limit: int = 100,
-        correlation_id: str | None = None,
+        state: Annotated[str | None, Query(json_schema_extra={"enum": _STATES})] = None,
+        limit: Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": 1000})] = 100,
+        correlation_id: Annotated[str | None, Query(json_schema_extra=_CORRELATION)] = None,
         *,
         principal: Reader,
     ) -> Response:
