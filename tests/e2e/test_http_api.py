@@ -362,7 +362,8 @@ async def test_the_stream_route_is_in_the_openapi_schema(
         "/health",
     }
     stream = paths["/v1/jobs/{job_id}/stream"]["get"]
-    assert set(stream["responses"]) == {"200", "204", "400", "404"}
+    assert set(stream["responses"]) == {"200", "204", "400", "401", "403", "404", "405"}
     assert "text/event-stream" in stream["responses"]["200"]["content"]
-    assert [p["name"] for p in stream["parameters"]] == ["job_id", "after", "Last-Event-ID"]
+    names = [p["name"] for p in stream["parameters"]]
+    assert names == ["job_id", "after", "Last-Event-ID", "token"]
     assert response.json()["components"]["schemas"]["Error"]["required"] == ["error"]
