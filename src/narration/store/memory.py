@@ -22,19 +22,19 @@ _ENCODE_BATCH = 256  # queued events that make the log schedule an encode on its
 _LARGE_EVENT = 16 * 1024  # an event estimated this large is encoded (and capped) at once
 _ENCODE_SLICE = 64  # events encoded per lock hold
 _CHUNK_BYTES = 64 * 1024  # frames are kept in sealed chunks of about this size
+_SIZED = (str, bytes)  # field values whose size the estimate counts (cheaply: len)
 
 
 def _estimate(event: NarrationEvent, cap: int) -> int:
     """About the encoded size of `event`: its text and string fields counted, never more than
     `cap` (encoding cuts an event to the per-event cap)."""
-    size = _EVENT_OVERHEAD + len(event.human)
     fields = event.fields
-    if fields:
-        size += 96 * len(fields)
-        for value in fields.values():
-            kind = type(value)
-            if kind is str or kind is bytes:
-                size += len(value)
+    if not fields:
+        return _EVENT_OVERHEAD + len(event.human)
+    size = _EVENT_OVERHEAD + len(event.human) + 96 * len(fields)
+    for value in fields.values():
+        if type(value) in _SIZED:
+            size += len(value)
     return size if size < cap else cap
 
 
