@@ -77,3 +77,29 @@ async def _submit(harness: NarrationTestHarness, key: Any) -> Any:
     response = await harness.http.post("/v1/jobs", json=HELD, headers=key.headers)
     assert response.status_code == 201, response.text
     return response
+
+
+async def test_the_correlation_page_streams_every_job_of_the_tenant(page: Page) -> None:
+    async with NarrationTestHarness(api_keys=SPECS) as harness:
+        headers = {**ALICE.headers, "X-Correlation-Id": "corr-auth-1"}
+        ids = []
+        for _ in range(2):
+            response = await harness.http.post("/v1/jobs", json=HELD, headers=headers)
+            ids.append(response.json()["job_id"])
+        bobs = await harness.http.post(
+            "/v1/jobs", json=HELD, headers={**BOB.headers, "X-Correlation-Id": "corr-auth-1"}
+        )
+        await page.add_init_script(f"sessionStorage.setItem('narration.apiKey', '{ALICE.key}')")
+        await page.goto(f"{harness.base_url}/ui/#/correlations/corr-auth-1")
+        await expect(page.locator(".strip-job")).to_have_count(2)  # not bob's job
+        for job_id in ids:
+            emit(harness, job_id, 3)
+            await harness.complete_job(job_id)
+        await page.wait_for_function(
+            "() => narrationViewer.list && narrationViewer.list.rows.filter("
+            "r => r.kind === 'terminal').length === 2"
+        )
+        held = await page.evaluate("narrationViewer.list.snapshot()")
+        await harness.complete_job(bobs.json()["job_id"])
+    events = sorted((row["job"], row["id"]) for row in held if row["kind"] == "event")
+    assert events == sorted((job_id, i) for job_id in ids for i in (1, 2, 3))

@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,12 +18,13 @@ from narration import n, narration_context
 from narration.client import JobClient
 from narration.server import create_app, make_server
 from narration.services.hive import create_hive_app
-from narration.services.launch import free_port, service_env
+from narration.services.launch import ServiceProcess, free_port, service_env
 from narration.services.queen import create_queen_app
 from narration.testing import NarrationTestHarness
 from stream_helpers import parse_frames
 
 UNKNOWN = "job-00000000-0000-4000-8000-000000000000"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _error(response: httpx.Response) -> tuple[int, str]:
@@ -290,3 +292,59 @@ async def test_the_queen_authenticates_to_its_hive_like_any_client() -> None:
         "<API key> (the queen sends its key in NARRATION_HIVE_TOKEN)"
     )
     assert [job["operation"]["operation"] for job in on_hive] == ["worker_list"]
+
+
+def test_the_cli_makes_keys_and_sends_them_from_narration_token() -> None:
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "narration.cli",
+            "keys",
+            "new",
+            "--name",
+            "ci",
+            "--scopes",
+            "submit,read",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=service_env(),
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    lines = dict(
+        line.split(":  ", 1) if line.startswith("key") else line.split(": ", 1)
+        for line in made.stdout.splitlines()
+    )
+    key, spec = lines["key"], lines["spec"]
+    assert spec.startswith("ci:submit+read:") and key not in spec
+    env = {"PYTHONPATH": str(REPO), "NARRATION_API_KEYS": spec}
+    server = ServiceProcess("keyed", ["serve", "--quiet"], env=env).start()
+    try:
+        server.wait_healthy(30.0)
+
+        def narration(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+            extra = {"NO_COLOR": "1", "COLUMNS": "300"}
+            if token is not None:
+                extra["NARRATION_TOKEN"] = token
+            return subprocess.run(
+                [sys.executable, "-m", "narration.cli", *args, "--url", server.url],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=service_env(extra),
+                check=False,
+            )
+
+        refused = narration("jobs")
+        submitted = narration("submit", "status", token=key)
+        listed = narration("jobs", token=key)
+    finally:
+        server.stop()
+        server.remove_log()
+    assert refused.returncode == 1
+    assert "set NARRATION_TOKEN to an API key of that server" in refused.stdout
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert listed.returncode == 0 and "status" in listed.stdout and "completed" in listed.stdout
