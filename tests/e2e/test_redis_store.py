@@ -110,6 +110,8 @@ async def test_outage_buffers_then_drops_with_an_exact_gap(redis_server: RedisSe
         assert health["backlog"] == 50 and health["dropped"] == 150
         assert "error" not in health  # the error names the address: logged, not served
         assert harness.state.store.health()["redis"]["error"]
+        public = (await harness.http.get("/health")).text
+        assert str(proxy.port) not in public and "127.0.0.1" not in public
         refused = await harness.http.post("/v1/jobs", json={"operation": "hive_list"})
         assert refused.status_code == 503
         assert refused.json()["error"] == {
