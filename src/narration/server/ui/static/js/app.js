@@ -75,9 +75,11 @@ function keyForm(detail) {
     h(
       "p",
       {},
-      (detail && detail.message) || "This server answers only requests with an API key.",
-      " The key stays in this tab (sessionStorage) and is sent to this server only.",
+      detail && detail.code !== "unauthorized" && detail.message
+        ? detail.message
+        : "This server answers only requests that carry an API key.",
     ),
+    h("p", {}, "The key stays in this tab (sessionStorage) and is sent to this server only."),
     h("p", {}, input, " ", h("button", { type: "submit", class: "btn" }, "Use key")),
   );
   form.addEventListener("submit", (event) => {
