@@ -54,6 +54,19 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NARRATION_STORE", "memory://", "memory:// or redis://host:port/db", "server"),
     Variable("NARRATION_ACTOR", "none", "the actor of the server's own events", "server"),
     Variable("NARRATION_CORS_ORIGINS", "none", "origins allowed to call the API (a,b)", "server"),
+    Variable("NARRATION_API_KEYS", "none", "API keys: name:scopes:sha256[:tenant], …", "server"),
+    Variable("NARRATION_API_KEYS_FILE", "none", "a file of API key specs, one a line", "server"),
+    Variable("NARRATION_NO_AUTH", "0", "1: serve without keys beyond loopback", "server"),
+    Variable("NARRATION_ALLOWED_HOSTS", "loopback", "Host names requests may name (a,b)", "server"),
+    Variable("NARRATION_STREAM_TOKEN_SECRET", "per process", "signs stream tokens", "server"),
+    Variable("NARRATION_STREAM_TOKEN_TTL_S", "300", "stream token lifetime", "server"),
+    Variable("NARRATION_SUBMIT_RATE", "50/second;1200/minute", "submissions per key", "server"),
+    Variable("NARRATION_MAX_FINISHED_JOBS", "10000", "finished jobs kept at once", "server"),
+    Variable("NARRATION_MAX_EVENT_BYTES", "65536", "one encoded event at most", "server"),
+    Variable("NARRATION_MAX_FIELD_BYTES", "16384", "one encoded field value at most", "server"),
+    Variable("NARRATION_REPR_TIMEOUT_S", "0.25", "a field's repr before a placeholder", "server"),
+    Variable("NARRATION_MAX_HEADER_BYTES", "65536", "request line and headers at most", "server"),
+    Variable("NARRATION_HEADER_TIMEOUT_S", "10", "time to send a request's headers", "server"),
     # `python -m narration.server`.
     Variable(
         "NARRATION_HOST", "127.0.0.1", "interface `python -m narration.server` binds", "server"
@@ -67,6 +80,8 @@ VARIABLES: tuple[Variable, ...] = (
     # The `narration` command.
     Variable("NARRATION_URL", "http://127.0.0.1:7833", "the server the commands talk to", "cli"),
     Variable("NARRATION_QUEEN_URL", "none", "the same (older name)", "cli"),
+    Variable("NARRATION_TOKEN", "none", "the API key the commands send", "cli"),
+    Variable("NARRATION_HIVE_TOKEN", "none", "the API key a queen sends its hives", "service"),
     # The reference services' stand-in worker.
     Variable("NARRATION_WORKER_FAIL", "none", "workers exit with this code (tests)", "service"),
     Variable("NARRATION_WORKER_TOKEN_DELAY", "0.02", "seconds per generated token", "service"),

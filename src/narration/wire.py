@@ -6,6 +6,7 @@ import msgspec
 
 from .events import NarrationEvent, encode_event
 from .protocol import EVENT_GAP, EVENT_NARRATION, TERMINAL_EVENTS
+from .safe_encode import escape_separators
 
 __all__ = [
     "KEEPALIVE_FRAME",
@@ -26,8 +27,9 @@ KEEPALIVE_FRAME = b": keepalive\n\n"
 
 
 def event_frame(event_id: int, event: NarrationEvent) -> bytes:
-    """`id: N / event: narration / data: {json}` for one event."""
-    data = encode_event(event, event_id)
+    """`id: N / event: narration / data: {json}` for one event (unbounded: stores encode with
+    `safe_encode` instead)."""
+    data = escape_separators(encode_event(event, event_id))
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, _NARRATION, data)
 
 
@@ -43,7 +45,9 @@ def gap_frame(missed: int, next_id: int) -> bytes:
 
 def terminal_data(job_id: str, state: str, error: str | None) -> bytes:
     """The JSON of a terminal event (the Redis store passes it to its Lua scripts as is)."""
-    return msgspec.json.encode({"job_id": job_id, "state": state, "error": error})
+    return escape_separators(
+        msgspec.json.encode({"job_id": job_id, "state": state, "error": error})
+    )
 
 
 def terminal_frame(event_id: int, job_id: str, state: str, error: str | None) -> bytes:

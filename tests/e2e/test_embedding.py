@@ -144,7 +144,7 @@ async def test_openapi_documents_each_operation_as_a_discriminated_union(
         "wait_for_stop",
     }
     report = schema["components"]["schemas"]["BuildReport"]
-    assert report["required"] == ["report_id"]
+    assert report["required"] == ["operation", "report_id"]  # the server needs it to choose
     assert report["properties"]["operation"]["const"] == "build_report"
     assert body["examples"]["build_report"]["value"] == {
         "operation": "build_report",

@@ -109,11 +109,19 @@ async def test_outage_buffers_then_drops_with_an_exact_gap(redis_server: RedisSe
         assert time.perf_counter() - started < 0.5
         health = await wait_health(harness, lambda redis: not redis["connected"])
         assert health["backlog"] == 50 and health["dropped"] == 150
-        assert health["error"]
+        assert "error" not in health  # the error names the address: logged, not served
+        assert harness.state.store.health()["redis"]["error"]
+        public = (await harness.http.get("/health")).text
+        assert str(proxy.port) not in public and "127.0.0.1" not in public
         refused = await harness.http.post("/v1/jobs", json={"operation": "hive_list"})
         assert refused.status_code == 503
-        assert refused.json()["error"]["code"] == "store_unavailable"
+        assert refused.json()["error"] == {
+            "code": "store_unavailable",
+            "message": "the job store is unavailable right now; retry shortly",
+        }
         assert refused.headers["retry-after"] == "1"
+        assert refused.headers["x-correlation-id"]
+        assert str(proxy.port) not in refused.text and "127.0.0.1" not in refused.text
 
         proxy.restore()
         await wait_health(harness, lambda redis: redis["connected"] and redis["backlog"] == 0)

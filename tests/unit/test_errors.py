@@ -18,7 +18,8 @@ def _exception_classes() -> dict[str, type[BaseException]]:
         module = importlib.import_module(info.name)
         for name, value in vars(module).items():
             if (
-                inspect.isclass(value)
+                not name.startswith("_")  # private control-flow signals never reach callers
+                and inspect.isclass(value)
                 and issubclass(value, BaseException)
                 and value.__module__.startswith("narration")
             ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import msgspec
 import pytest
@@ -45,13 +46,13 @@ def _start_producers(log: MemoryEventLog, threads: int, per_thread: int) -> list
 def _count_encodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Ids the log encodes, in order (to prove each event is encoded exactly once)."""
     encoded: list[int] = []
-    original = memory.event_frame
+    original = memory.encode_now
 
-    def counting(event_id: int, event: NarrationEvent) -> bytes:
+    def counting(event: NarrationEvent, event_id: int, caps: Any) -> bytes | None:
         encoded.append(event_id)
-        return original(event_id, event)
+        return original(event, event_id, caps)
 
-    monkeypatch.setattr(memory, "event_frame", counting)
+    monkeypatch.setattr(memory, "encode_now", counting)
     return encoded
 
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 import pytest
 
@@ -153,23 +154,23 @@ async def test_an_append_that_re_enters_a_section_of_its_log_is_set_aside_not_aw
     """Deterministic: `n()` runs inside the log's own sections, as a signal handler may."""
     job_id = "job-00000000-0000-4000-8000-0000000e4e47"
     log = routed(job_id)
-    estimate, frame = memory._estimate, memory.event_frame
+    estimate, encode = memory._estimate, memory.encode_now
     nested: list[str] = []
 
-    def estimate_and_narrate(event: NarrationEvent) -> int:  # runs inside `append`
+    def estimate_and_narrate(event: NarrationEvent, cap: int) -> int:  # runs inside `append`
         if event.action == "outer" and not nested:
             nested.append("in append")
             n("inner", "Narrated from inside append")
-        return estimate(event)
+        return estimate(event, cap)
 
-    def frame_and_narrate(event_id: int, event: NarrationEvent) -> bytes:  # inside encoding
-        if event.action == "inner" and len(nested) == 1:
+    def encode_and_narrate(event: NarrationEvent, event_id: int, caps: Any) -> bytes | None:
+        if event.action == "inner" and len(nested) == 1:  # inside encoding
             nested.append("in encode")
             n("innermost", "Narrated from inside the encoder")
-        return frame(event_id, event)
+        return encode(event, event_id, caps)
 
     monkeypatch.setattr(memory, "_estimate", estimate_and_narrate)
-    monkeypatch.setattr(memory, "event_frame", frame_and_narrate)
+    monkeypatch.setattr(memory, "encode_now", encode_and_narrate)
     with narration_context(job_id=job_id):
         n("outer", "Narrated first")
         assert log.count() == 1  # "inner" waits aside: appending now would tear "outer"'s work

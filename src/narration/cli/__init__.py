@@ -6,6 +6,9 @@
     narration jobs | status JOB | cancel JOB | tail JOB | operations
     narration queen --hive gpu=http://10.0.0.5:7835 / narration hive --id gpu
     narration demo                                   queen + hive + worker, end to end
+    narration keys new --name ci --scopes submit,read   an API key and its server line
+
+Client commands send the API key in NARRATION_TOKEN (never on the command line).
 
 `submit` is the keeper: it submits the operation, streams the job live (one line per event:
 time, actor, action, message, colored by level) and exits 0 when the job is `done`, 1 on
@@ -19,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 try:
-    from . import job_commands, server_commands
+    from . import job_commands, key_commands, server_commands
     from .base import app
     from .keeper import EXIT_CANCELLED, EXIT_DONE, EXIT_ERROR, EXIT_USAGE
     from .operations import build_operation
@@ -43,7 +46,7 @@ __all__ = [
     "render_event",
 ]
 
-_COMMANDS = (job_commands, server_commands)  # imported for the commands they register
+_COMMANDS = (job_commands, key_commands, server_commands)  # imported for the commands they register
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -9,12 +9,14 @@ from rich.console import Console
 from rich.text import Text
 
 from ..client import JobClientError
-from .keeper import EXIT_ERROR, EXIT_USAGE
+from .keeper import EXIT_ERROR, EXIT_USAGE, TOKEN_ENV, api_token
 
 __all__ = [
     "DEFAULT_URL",
+    "TOKEN_ENV",
     "IdsOption",
     "UrlOption",
+    "api_token",
     "app",
     "checked_url",
     "console",
@@ -81,4 +83,6 @@ def report(exc: JobClientError, job_id: str | None = None) -> NoReturn:
         fail(f"no such job: {job_id or ''} ({exc.message})".replace(" ()", ""))
     if exc.code == "connection_failed":
         fail(f"{exc.message} (is a narration server running there?)")
+    if exc.status_code == 401:
+        fail(f"{exc} (set {TOKEN_ENV} to an API key of that server)")
     fail(str(exc))

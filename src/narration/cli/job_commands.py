@@ -15,6 +15,7 @@ from .base import (
     DEFAULT_URL,
     IdsOption,
     UrlOption,
+    api_token,
     app,
     checked_url,
     console,
@@ -33,7 +34,7 @@ JobArgument = Annotated[str, typer.Argument(help="the job id (job-…)", show_de
 
 async def _schemas(url: str) -> dict[str, Any] | None:
     """The server's operations (`GET /v1/operations`), or None if it cannot say."""
-    async with JobClient(url) as client:
+    async with JobClient(url, token=api_token()) as client:
         try:
             return await client.operations()
         except JobClientError:
@@ -98,7 +99,7 @@ def tail(
     printer = Printer(console(), ids)
 
     async def main() -> int:
-        async with JobClient(url) as client:
+        async with JobClient(url, token=api_token()) as client:
             return await follow(client, job_id, printer, cancel_on_interrupt=False, after=after)
 
     raise typer.Exit(run(main()))
@@ -114,7 +115,7 @@ def jobs(
     url = checked_url(url)
 
     async def main() -> list[dict[str, Any]]:
-        async with JobClient(url) as client:
+        async with JobClient(url, token=api_token()) as client:
             return await client.list_jobs(state=state, limit=limit)
 
     try:
@@ -143,7 +144,7 @@ def status(job_id: JobArgument, url: UrlOption = DEFAULT_URL) -> None:
     url = checked_url(url)
 
     async def main() -> dict[str, Any]:
-        async with JobClient(url) as client:
+        async with JobClient(url, token=api_token()) as client:
             return await client.status(job_id)
 
     try:
@@ -159,7 +160,7 @@ def cancel(job_id: JobArgument, url: UrlOption = DEFAULT_URL) -> None:
     url = checked_url(url)
 
     async def main() -> dict[str, Any]:
-        async with JobClient(url) as client:
+        async with JobClient(url, token=api_token()) as client:
             return await client.cancel(job_id)
 
     try:
@@ -177,7 +178,7 @@ def operations(url: UrlOption = DEFAULT_URL) -> None:
     url = checked_url(url)
 
     async def main() -> dict[str, Any]:
-        async with JobClient(url) as client:
+        async with JobClient(url, token=api_token()) as client:
             return await client.operations()
 
     try:

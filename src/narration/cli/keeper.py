@@ -12,11 +12,31 @@ import signal
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any
 
+from .. import environment
 from ..client import Gap, JobClient, JobClientError, Submitted, Terminal
 from ..events import NarrationEvent
 from .render import Printer
 
-__all__ = ["EXIT_CANCELLED", "EXIT_DONE", "EXIT_ERROR", "EXIT_USAGE", "follow", "keep", "run"]
+TOKEN_ENV = "NARRATION_TOKEN"
+"""The environment variable holding the API key client commands send."""
+
+
+def api_token() -> str | None:
+    """The API key to send (env NARRATION_TOKEN), or None."""
+    return environment.get(TOKEN_ENV)
+
+
+__all__ = [
+    "EXIT_CANCELLED",
+    "EXIT_DONE",
+    "EXIT_ERROR",
+    "EXIT_USAGE",
+    "TOKEN_ENV",
+    "api_token",
+    "follow",
+    "keep",
+    "run",
+]
 
 EXIT_DONE = 0
 EXIT_ERROR = 1
@@ -37,7 +57,7 @@ async def keep(
 ) -> int:
     """Submit `operation` (a request body) and follow its job to the end; the exit code."""
     name = operation.get("operation")
-    async with JobClient(url, correlation_id=correlation_id) as client:
+    async with JobClient(url, correlation_id=correlation_id, token=api_token()) as client:
         try:
             submitted = await client.submit(operation)
         except JobClientError as exc:

@@ -25,6 +25,35 @@ RetentionOption = Annotated[
     typer.Option("--retention", help="seconds a finished job stays readable (default 600)"),
 ]
 IdsOption = Annotated[bool, typer.Option("--ids", help="show each event's ids and origin")]
+KeysFileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-keys-file",
+        metavar="FILE",
+        help="API keys, one name:scopes:sha256[:tenant] a line (`narration keys new`); "
+        "env NARRATION_API_KEYS / NARRATION_API_KEYS_FILE",
+        show_default=False,
+    ),
+]
+NoAuthOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--no-auth",
+        help="serve without authentication, even beyond loopback (anyone can read and cancel "
+        "every job)",
+        show_default=False,
+    ),
+]
+AllowedHostOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allowed-host",
+        metavar="HOST",
+        help="a Host name requests may use, e.g. jobs.example.com or *.example.com (repeatable; "
+        "default: loopback names on loopback binds; env NARRATION_ALLOWED_HOSTS)",
+        show_default=False,
+    ),
+]
 CorsOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -46,7 +75,10 @@ def _run_server(app_: Any, host: str, port: int, label: str, quiet: bool) -> Non
     if not quiet:
         configure(console=True)
     console().print(f"narration {label} {__version__}", style="dim", highlight=False)
-    run_server(app_, host, port)
+    try:
+        run_server(app_, host, port)
+    except ValueError as exc:  # e.g. a bind beyond loopback without authentication
+        fail(str(exc), EXIT_USAGE)
 
 
 def _origins(given: list[str] | None) -> tuple[str, ...] | None:
@@ -64,6 +96,23 @@ def _origins(given: list[str] | None) -> tuple[str, ...] | None:
 def _given(**options: Any) -> dict[str, Any]:
     """The options that were given (None means: keep the default)."""
     return {key: value for key, value in options.items() if value is not None}
+
+
+def _access(keys_file: str | None, no_auth: bool | None, hosts: list[str] | None) -> dict[str, Any]:
+    """The auth options that were given, as settings."""
+    return _given(
+        api_keys_file=keys_file,
+        no_auth=True if no_auth else None,
+        allowed_hosts=tuple(hosts) if hosts else None,
+    )
+
+
+def _build(factory: Any, *args: Any, **options: Any) -> Any:
+    """`factory(*args, **options)`, exiting 2 with the message of a bad setting."""
+    try:
+        return factory(*args, **options)
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 def _user_app(app_spec: str | None, jobs_spec: str | None, options: dict[str, Any]) -> Any:
@@ -119,6 +168,9 @@ def serve(
         int | None, typer.Option("--max-running", help="jobs running at once before 503")
     ] = None,
     cors_origin: CorsOption = None,
+    api_keys_file: KeysFileOption = None,
+    no_auth: NoAuthOption = None,
+    allowed_host: AllowedHostOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a narration server for your operations (--jobs) or your app (--app).
@@ -132,6 +184,7 @@ def serve(
         keepalive_s=keepalive,
         max_running=max_running,
         cors_origins=_origins(cors_origin),
+        **_access(api_keys_file, no_auth, allowed_host),
     )
     _run_server(_user_app(app_spec, jobs_spec, options), host, port, "server", quiet)
 
@@ -151,9 +204,15 @@ def queen(
     store: StoreOption = None,
     retention: RetentionOption = None,
     cors_origin: CorsOption = None,
+    api_keys_file: KeysFileOption = None,
+    no_auth: NoAuthOption = None,
+    allowed_host: AllowedHostOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Run the queen: answers hive_list/hive_get/status, forwards the rest to its hives."""
+    """Run the queen: answers hive_list/hive_get/status, forwards the rest to its hives.
+
+    It sends its hives the API key in NARRATION_HIVE_TOKEN, when set.
+    """
     from ..services.queen import create_queen_app
 
     hives: dict[str, str] = {}
@@ -165,7 +224,8 @@ def queen(
             )
         hives[hive_id.strip()] = url.strip()
     options = _given(store=store, retention_s=retention, cors_origins=_origins(cors_origin))
-    _run_server(create_queen_app(hives, **options), host, port, "queen", quiet)
+    options.update(_access(api_keys_file, no_auth, allowed_host))
+    _run_server(_build(create_queen_app, hives, **options), host, port, "queen", quiet)
 
 
 @app.command()
@@ -176,6 +236,9 @@ def hive(
     store: StoreOption = None,
     retention: RetentionOption = None,
     cors_origin: CorsOption = None,
+    api_keys_file: KeysFileOption = None,
+    no_auth: NoAuthOption = None,
+    allowed_host: AllowedHostOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a hive: runs the stand-in worker as child processes and narrates them.
@@ -187,7 +250,9 @@ def hive(
     from ..services.hive import create_hive_app
 
     options = _given(store=store, retention_s=retention, cors_origins=_origins(cors_origin))
-    _run_server(create_hive_app(hive_id, **options), host, port, f"hive {hive_id!r}", quiet)
+    options.update(_access(api_keys_file, no_auth, allowed_host))
+    app_ = _build(create_hive_app, hive_id, **options)
+    _run_server(app_, host, port, f"hive {hive_id!r}", quiet)
 
 
 @app.command()

@@ -29,9 +29,10 @@ class JobClient:
 
     `base_url` is one URL or a list tried in order: a URL that refuses connections is skipped
     and the next one used (and kept) from then on. `correlation_id` is sent as
-    `X-Correlation-Id` on every request. `timeout` applies to every request (default 10 s, or
-    the injected client's own); a stream only fails for silence after `stream_read_timeout`
-    (the server sends a keepalive every 15 s). `max_retries` bounds consecutive reconnects of
+    `X-Correlation-Id` on every request, and `token` (an API key) as `Authorization: Bearer`.
+    `timeout` applies to every request (default 10 s, or the injected client's own); a stream
+    only fails for silence after `stream_read_timeout` (the server sends a keepalive every
+    15 s). `max_retries` bounds consecutive reconnects of
     a stream that make no progress; backoff doubles from `backoff_initial` up to `backoff_max`.
     An injected `http_client` is used as is and left open; one the client made is closed by
     `aclose()` / `async with`.
@@ -45,6 +46,7 @@ class JobClient:
         timeout: float | httpx.Timeout | None = None,
         headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
+        token: str | None = None,
         max_retries: int = 5,
         backoff_initial: float = 0.1,
         backoff_max: float = 2.0,
@@ -59,6 +61,8 @@ class JobClient:
         self.backoff_max = backoff_max
 
         self._headers: dict[str, str] = dict(headers or {})
+        if token is not None:
+            self._headers["Authorization"] = f"Bearer {token}"
         if correlation_id is not None:
             self._headers[CORRELATION_HEADER] = correlation_id
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +73,8 @@ class JobManager:
 
     `registry` holds the operations and their handlers. An operation it does not know fails at
     once, unless `hold_unhandled` (test harness): then the job stays running until
-    `complete()`, `fail()` or `cancel()`.
+    `complete()`, `fail()` or `cancel()`. At most `max_finished` finished jobs are kept for
+    their retention: past that, the oldest finished one is forgotten at once (`evicted`).
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class JobManager:
         max_running: int = 10_000,
         hold_unhandled: bool = False,
         actor: str | None = None,
+        max_finished: int | None = None,
     ) -> None:
         self.store = store
         self.registry = registry if registry is not None else JobRegistry()
@@ -95,6 +98,9 @@ class JobManager:
         self.actor = actor
         self.accepting = True
         self.live: dict[str, Job] = {}
+        self.max_finished = max_finished
+        self._retained: deque[tuple[float, str]] = deque()  # (finished at, id), oldest first
+        self.evicted = 0  # finished jobs forgotten before their retention ended
         self.observer: Any = None  # told of each job's start and end (server/metrics.py)
         store.on_cancel_request(self._cancel_requested)
 
@@ -109,6 +115,7 @@ class JobManager:
         *,
         correlation_id: str,
         owner: str | None = None,
+        tenant: str | None = None,
         parent_job_id: str | None = None,
         trace_id: str | None = None,
         span_id: str | None = None,
@@ -127,6 +134,7 @@ class JobManager:
             parent_job_id=parent_job_id,
             trace_id=trace_id,
             owner=owner,
+            tenant=tenant,
         )
         log = await self.store.create(record)
         context = NarrationContext(
@@ -199,6 +207,27 @@ class JobManager:
             self.observer.finished(job)
         job.finished.set()
         await self.store.expire(record.job_id, self.retention_s)
+        await self._keep_finished(record.job_id)
+
+    @property
+    def retained_finished(self) -> int:
+        """Finished jobs of this process still within their retention."""
+        horizon = time.monotonic() - self.retention_s
+        retained = self._retained
+        while retained and retained[0][0] <= horizon:
+            retained.popleft()
+        return len(retained)
+
+    async def _keep_finished(self, job_id: str) -> None:
+        """Count `job_id` among the retained finished jobs; forget the oldest past the cap."""
+        if self.max_finished is None or self.retention_s <= 0:
+            return
+        retained = self._retained
+        retained.append((time.monotonic(), job_id))
+        while self.retained_finished > self.max_finished:
+            _, oldest = retained.popleft()
+            self.evicted += 1
+            await self.store.expire(oldest, 0)
 
     async def _final_or_unknown(self, job_id: str) -> JobFinishedError | UnknownJobError:
         record = await self.store.get(job_id)

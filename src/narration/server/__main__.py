@@ -6,7 +6,8 @@
 `--jobs module:attr` names a `JobRegistry` (or a function returning one). `--hold-unhandled`
 (env `NARRATION_HOLD_UNHANDLED=1`) accepts operations the registry does not know and keeps
 their jobs running until they are cancelled, as the test harness does. Every other setting
-comes from `NARRATION_*` env vars (see `ServerSettings`).
+comes from `NARRATION_*` env vars (see `ServerSettings`): beyond loopback it needs API keys
+(`NARRATION_API_KEYS`) or `NARRATION_NO_AUTH=1` (docs/SECURITY.md).
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         hold_unhandled=args.hold_unhandled,
         retention_s=args.retention_s,
     )
-    serve(app, args.host, args.port, log_level=args.log_level)
+    try:
+        serve(app, args.host, args.port, log_level=args.log_level)
+    except ValueError as exc:  # e.g. a bind beyond loopback without authentication
+        raise SystemExit(f"narration: {exc}") from None
 
 
 if __name__ == "__main__":

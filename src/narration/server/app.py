@@ -7,7 +7,8 @@
 
 Either way the server's lifespan (store, job runner, graceful stop) runs inside the host's, so
 stopping the process ends running jobs within the grace period and every open stream gets its
-terminal event. The HTTP contract is in docs/ARCHITECTURE.md.
+terminal event. The HTTP contract is in docs/ARCHITECTURE.md; who may call it, and the
+limits, in docs/SECURITY.md.
 """
 
 from __future__ import annotations
@@ -27,15 +28,20 @@ from ..emit import n
 from ..jobs import Job, JobManager, JobRegistry
 from ..otel import otel_from_env
 from ..propagation.http import NarrationMiddleware
+from ..safe_encode import EventCaps
 from ..store import LogLimits, Store, open_store
+from .auth import ApiKeys, Authenticator, AuthPolicy
 from .cors import install_cors
 from .errors import install_error_handlers
+from .hosts import HostGuard
 from .openapi import document_app
+from .ratelimit import SubmitRateLimit
 from .routes import add_job_routes
 from .settings import ServerSettings
 from .shutdown import on_exit_signals
 from .sse import StreamRegistry
 from .stream_route import StreamRoute
+from .tokens import StreamTokens
 from .ui import install_ui
 
 __all__ = ["ServerState", "ServerStatus", "create_app", "mount_narration", "server_states"]
@@ -46,12 +52,16 @@ STATES_KEY = "narration_servers"
 
 @dataclass
 class ServerState:
-    """What the routes share: settings, the store, the job manager and the open streams."""
+    """What the routes share: settings, the store, the job manager, the open streams, and who
+    may call (auth, stream tokens, the submission rate limit)."""
 
     settings: ServerSettings
     store: Store
     jobs: JobManager
     streams: StreamRegistry
+    auth: AuthPolicy
+    tokens: StreamTokens
+    rate: SubmitRateLimit
     hold_unknown: bool = False
     metrics: Any = None  # ServerMetrics when prometheus-client is installed (server/metrics.py)
     _stopping: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -92,9 +102,13 @@ def create_app(
     store: Store | str | None = None,
     hold_unhandled: bool = False,
     title: str = "narration",
+    auth: Authenticator | None = None,
     **overrides: Any,
 ) -> FastAPI:
     """A narration server running the operations of `jobs` (plus a built-in `status`).
+
+    Callers authenticate with the API keys of the settings, or through `auth(request)` (your
+    own: it returns a `Principal`, or None for 401); see `narration.server.auth`.
 
     `overrides` are `ServerSettings` fields (e.g. `retention_s=0`), over `settings` or the
     `NARRATION_*` environment. `store` is a `Store` or a URL (`memory://`, `redis://...`).
@@ -110,7 +124,9 @@ def create_app(
     registry = _with_builtins(jobs, lambda: manager.running)
     if not hold_unhandled:  # a harness holds declared operations open instead of running them
         registry.check()
-    limits = LogLimits(settings.max_events, settings.max_bytes)
+    policy = _auth_policy(settings, auth)
+    caps = EventCaps(settings.max_event_bytes, settings.max_field_bytes, settings.repr_timeout_s)
+    limits = LogLimits(settings.max_events, settings.max_bytes, caps)
     backend = (
         store
         if isinstance(store, Store)
@@ -124,16 +140,29 @@ def create_app(
         max_running=settings.max_running,
         hold_unhandled=hold_unhandled,
         actor=settings.actor,
+        max_finished=settings.max_finished_jobs,
     )
     hold_unknown = hold_unhandled and jobs is None  # a bare harness takes any operation
-    state = ServerState(settings, backend, manager, StreamRegistry(), hold_unknown)
+    state = ServerState(
+        settings,
+        backend,
+        manager,
+        StreamRegistry(),
+        policy,
+        StreamTokens(settings.stream_token_secret, settings.stream_token_ttl_s),
+        SubmitRateLimit(settings.submit_rate),
+        hold_unknown,
+    )
     otel_from_env()  # OpenTelemetry export, when the standard OTEL_* variables ask for it
-    app = FastAPI(title=title, version=__version__, lifespan=_lifespan(state))
+    app = FastAPI(
+        title=title, version=__version__, lifespan=_lifespan(state), redirect_slashes=False
+    )
     app.state.narration = state
     setattr(app.state, STATES_KEY, [state])
     app.add_middleware(NarrationMiddleware)
     app.add_middleware(StreamRoute, state=state)  # streams skip per-request layers
-    install_cors(app, settings.cors_origins)  # outermost when on: covers the streams too
+    install_cors(app, settings.cors_origins)  # covers the streams too
+    app.add_middleware(HostGuard, allowed=settings.allowed_hosts)  # outermost: before all
     install_error_handlers(app)
     add_job_routes(app, state)
     state.metrics = _metrics(app, state)
@@ -173,6 +202,15 @@ def server_states(app: ASGIApp) -> list[ServerState]:
     """The narration servers `app` runs (its own, or mounted with `mount_narration`)."""
     states = getattr(getattr(app, "state", None), STATES_KEY, None)
     return list(states or ())
+
+
+def _auth_policy(settings: ServerSettings, auth: Authenticator | None) -> AuthPolicy:
+    """How the server authenticates: `auth`, else the configured API keys, else nobody (off
+    when told so, loopback only otherwise)."""
+    keys = ApiKeys.from_settings(settings.api_keys, settings.api_keys_file)
+    if settings.no_auth and (keys is not None or auth is not None):
+        raise ValueError("no_auth (--no-auth) and API keys / auth= contradict each other")
+    return AuthPolicy(auth or keys, off=settings.no_auth)
 
 
 def _with_builtins(jobs: JobRegistry | None, running: Callable[[], int]) -> JobRegistry:

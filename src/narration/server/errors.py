@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
 from ..errors import NarrationError
 from ..ids import is_job_id
@@ -23,14 +25,19 @@ __all__ = [
     "unknown_job",
 ]
 
+logger = logging.getLogger("narration.server")
+
 _CODES = {
     400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
+    429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
 }
@@ -69,14 +76,25 @@ def unknown_job(job_id: str) -> ApiError:
 
 
 def store_unavailable(exc: Exception, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The 503 for a store outage (`StoreUnavailableError`), asking the client to retry."""
+    """The 503 for a store outage (`StoreUnavailableError`), asking the client to retry; what went
+    wrong (addresses included) is logged with the correlation id, not sent."""
+    correlation = (headers or {}).get(CORRELATION_HEADER)
+    logger.warning("narration: store unavailable (correlation id %s): %s", correlation, exc)
     return error_response(
-        503, "store_unavailable", str(exc), {**(headers or {}), "Retry-After": "1"}
+        503,
+        "store_unavailable",
+        "the job store is unavailable right now; retry shortly",
+        {**(headers or {}), "Retry-After": "1"},
     )
 
 
-async def _store_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    return store_unavailable(exc)
+def _correlation_headers(request: Request) -> dict[str, str]:
+    correlation = request.scope.get("state", {}).get(CORRELATION_STATE_KEY)
+    return {CORRELATION_HEADER: correlation} if correlation else {}
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return store_unavailable(exc, _correlation_headers(request))
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
@@ -84,10 +102,23 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _CODES.get(exc.status_code, "error")
-    return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # every method of every route at this path, not the first's
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return error_response(exc.status_code, code, str(exc.detail), headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods the app answers at the request's path (`Allow` of a 405)."""
+    methods: set[str] = set()
+    for route in getattr(request.app.router, "routes", ()):
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= set(route_methods)
+    return ", ".join(sorted(methods))
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -102,11 +133,15 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     Starlette calls this from its outermost middleware, after the narration middleware has
     unwound, so the id comes from the request state the middleware left.
     """
-    correlation = request.scope.get("state", {}).get(CORRELATION_STATE_KEY)
-    headers = {CORRELATION_HEADER: correlation} if correlation else None
-    return error_response(
-        500, "internal_error", f"internal server error ({type(exc).__name__})", headers
+    headers = _correlation_headers(request)
+    correlation = headers.get(CORRELATION_HEADER)
+    logger.error(
+        "narration: internal error (correlation id %s): %s", correlation, type(exc).__name__
     )
+    message = "internal server error"
+    if correlation:
+        message += f"; the server's log has it under correlation id {correlation}"
+    return error_response(500, "internal_error", message, headers or None)
 
 
 def install_error_handlers(app: Any) -> None:

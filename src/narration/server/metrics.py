@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..protocol import EVENT_GAP
+from .auth import Reader
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -237,8 +238,8 @@ def install_metrics(app: FastAPI, state: ServerState) -> ServerMetrics:
     state.jobs.observer = metrics
     state.streams.on_frames = metrics.frames_sent
 
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics(_: Request) -> Response:
+    @app.get("/metrics", include_in_schema=False)  # aggregate counts: any `read` key scrapes
+    async def prometheus_metrics(_: Request, __: Reader) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return metrics

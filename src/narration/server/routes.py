@@ -1,13 +1,14 @@
 """The job API routes: submit, list, get and cancel jobs, and the health check.
 
-(The stream route is answered ahead of FastAPI's routing: see `stream_route`.)
+(The stream route is answered ahead of FastAPI's routing: see `stream_route`.) Every route but
+`/health` takes its principal from `require(scope)`; a job of another tenant answers 404.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import JSONResponse, Response
 
@@ -17,12 +18,21 @@ from ..ids import is_job_id, new_correlation_id, valid_correlation_id
 from ..jobs import JobFinishedError, JobState, NotAcceptingError, OperationError, UnknownJobError
 from ..jobs.registry import load_json
 from ..protocol import CORRELATION_HEADER, PARENT_JOB_HEADER
+from ..store.base import JobRecord
+from .auth import Canceller, Principal, Reader, Submitter, visible
 from .errors import ApiError, checked_job_id, unknown_job
+from .tokens import TOKEN_PARAM
 
 if TYPE_CHECKING:
     from .app import ServerState
 
-__all__ = ["HeldOperation", "add_job_routes", "read_body"]
+__all__ = ["HeldOperation", "add_job_routes", "read_body", "stream_url"]
+
+
+# What the query parameters take, for the OpenAPI document (the route checks them itself, with
+# errors of its own: invalid_state, invalid_limit, invalid_correlation_id).
+_STATES = [state.value for state in JobState]
+_CORRELATION = {"pattern": "^[A-Za-z0-9._:-]{1,128}$"}
 
 
 class HeldOperation(BaseModel):
@@ -39,9 +49,10 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
     settings, jobs, store = server.settings, server.jobs, server.store
 
     @app.post("/v1/jobs", status_code=201, summary="Submit a job", operation_id="submit_job")
-    async def submit_job(request: Request) -> Response:
+    async def submit_job(request: Request, principal: Submitter) -> Response:
         raw = await read_body(request, settings.max_body_bytes)
         operation = _parse_operation(server, raw)
+        await server.rate.check(principal.name)
         ctx = current_context()
         correlation_id = (
             ctx.correlation_id
@@ -53,6 +64,7 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
             job = await jobs.submit(
                 operation,
                 correlation_id=correlation_id,
+                tenant=principal.tenant,
                 parent_job_id=parent if parent and is_job_id(parent) else None,
                 trace_id=ctx.trace_id,
                 span_id=ctx.span_id,
@@ -63,7 +75,7 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
         root = request.scope.get("root_path", "").rstrip("/")
         body_out = {
             "job_id": job_id,
-            "sse_url": f"{root}/v1/jobs/{job_id}/stream",
+            "sse_url": stream_url(server, request, job_id),
             "correlation_id": correlation_id,
             "state": job.record.state,
         }
@@ -72,7 +84,11 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
 
     @app.get("/v1/jobs", summary="List jobs, newest first", operation_id="list_jobs")
     async def list_jobs(
-        state: str | None = None, limit: int = 100, correlation_id: str | None = None
+        state: Annotated[str | None, Query(json_schema_extra={"enum": _STATES})] = None,
+        limit: Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": 1000})] = 100,
+        correlation_id: Annotated[str | None, Query(json_schema_extra=_CORRELATION)] = None,
+        *,
+        principal: Reader,
     ) -> Response:
         if state is not None and state not in JobState.__members__.values():
             valid = ", ".join(s.value for s in JobState)
@@ -83,25 +99,35 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
             raise ApiError(
                 422, "invalid_correlation_id", "a correlation id is 1-128 of [A-Za-z0-9._:-]"
             )
-        records = await store.list(state, limit, correlation_id)
+        tenant = None if principal.is_admin else principal.tenant or ""
+        records = await store.list(state, limit, correlation_id, tenant)
         summaries = []
         for record in records:
             log = await store.log(record.job_id)
             summaries.append(record.summary(log.count() if log else 0))
         return JSONResponse(summaries)
 
-    @app.get("/v1/jobs/{job_id}", summary="A job's state", operation_id="get_job")
-    async def get_job(job_id: str) -> Response:
+    async def visible_record(job_id: str, principal: Principal) -> JobRecord:
+        """The job's record if `principal` may see it; 404 otherwise (unknown or not theirs)."""
         record = await store.get(checked_job_id(job_id))
-        if record is None:
+        if record is None or not visible(principal, record):
             raise unknown_job(job_id)
+        return record
+
+    @app.get("/v1/jobs/{job_id}", summary="A job's state", operation_id="get_job")
+    async def get_job(job_id: str, request: Request, principal: Reader) -> Response:
+        record = await visible_record(job_id, principal)
         log = await store.log(job_id)
-        return JSONResponse(record.summary(log.count() if log else 0))
+        summary = record.summary(log.count() if log else 0)
+        if server.auth.enabled:  # a fresh stream token, for a page opened on this job
+            summary["sse_url"] = stream_url(server, request, job_id)
+        return JSONResponse(summary)
 
     @app.delete("/v1/jobs/{job_id}", summary="Cancel a job", operation_id="cancel_job")
-    async def cancel_job(job_id: str) -> Response:
+    async def cancel_job(job_id: str, principal: Canceller) -> Response:
+        await visible_record(job_id, principal)
         try:
-            record = await jobs.cancel(checked_job_id(job_id))
+            record = await jobs.cancel(job_id)
         except UnknownJobError:
             raise unknown_job(job_id) from None
         except JobFinishedError as exc:
@@ -109,7 +135,7 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
         return JSONResponse({"job_id": record.job_id, "state": record.state})
 
     @app.get("/v1/operations", summary="The operations this server runs")
-    async def list_operations() -> Response:
+    async def list_operations(_: Reader) -> Response:
         return JSONResponse(
             {
                 spec.name: {"summary": spec.summary, "schema": spec.model.model_json_schema()}
@@ -119,18 +145,44 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
 
     @app.get("/health", summary="Health check")
     async def health() -> Response:
-        trouble = store.trouble()
+        trouble = store.trouble()  # what it says is public: errors and addresses are logged
         status = "shutting_down" if not jobs.accepting else "degraded" if trouble else "ok"
         return JSONResponse(
             {
                 "status": status,
                 **({"why": trouble} if trouble else {}),
                 "jobs_running": jobs.running,
+                "jobs_finished_retained": jobs.retained_finished,
+                "max_finished_jobs": jobs.max_finished,
+                "jobs_evicted": jobs.evicted,
                 "version": __version__,
                 "streams_open": server.streams.open,
-                **store.health(),
+                "auth": "on" if server.auth.enabled else "off",
+                **_public_health(store.health()),
             }
         )
+
+
+def stream_url(server: ServerState, request: Request, job_id: str) -> str:
+    """The job's stream path (under the mount prefix), with a stream token when auth is on."""
+    root = request.scope.get("root_path", "").rstrip("/")
+    url = f"{root}/v1/jobs/{job_id}/stream"
+    if server.auth.enabled:
+        url += f"?{TOKEN_PARAM}={server.tokens.issue(job_id)}"
+    return url
+
+
+_PRIVATE_HEALTH = ("error", "url", "address")
+
+
+def _public_health(facts: dict[str, Any]) -> dict[str, Any]:
+    """The store's health facts without addresses or error texts (those go to the log)."""
+    public: dict[str, Any] = {}
+    for key, value in facts.items():
+        if key in _PRIVATE_HEALTH:
+            continue
+        public[key] = _public_health(value) if isinstance(value, dict) else value
+    return public
 
 
 def _parse_operation(server: ServerState, raw: bytes) -> BaseModel:

@@ -1,9 +1,12 @@
-"""Running the app under uvicorn with a graceful stop: streams are flushed and closed first."""
+"""Running the app under uvicorn with a graceful stop (streams are flushed and closed first),
+bounded request heads (`protocol`), and the bind checked against the auth settings: without
+authentication a server binds loopback only (unless told `--no-auth`), and says so loudly."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import sys
 from typing import Any
@@ -12,6 +15,11 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from .app import server_states
+from .auth import is_loopback
+from .settings import ServerSettings
+from .tokens import install_token_redaction
+
+logger = logging.getLogger("narration.server")
 
 __all__ = ["NarrationServer", "serve"]
 
@@ -27,6 +35,8 @@ class NarrationServer(uvicorn.Server):
         super().__init__(config)
         self.ready = asyncio.Event()
         self.announce = announce
+        app: Any = config.app
+        self.auth_warning = check_bind(app, config.host)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -35,6 +45,10 @@ class NarrationServer(uvicorn.Server):
             if self.announce:
                 print(f"narration: serving on {self.url} (Ctrl-C stops)", file=sys.stderr)
                 print(f"  viewer: {self.url}/ui/", file=sys.stderr, flush=True)
+                if self.auth_warning:
+                    print(f"narration: WARNING: {self.auth_warning}", file=sys.stderr, flush=True)
+            elif self.auth_warning:
+                logger.warning("narration: %s", self.auth_warning)
 
     @property
     def url(self) -> str:
@@ -74,11 +88,57 @@ class NarrationServer(uvicorn.Server):
         raise RuntimeError("the server is not listening yet")
 
 
+def check_bind(app: ASGIApp, host: str) -> str | None:
+    """The loud line to show when `app` serves without authentication on `host`, or None;
+    ValueError when it would serve without authentication beyond loopback."""
+    unauthenticated = [state.auth for state in server_states(app) if not state.auth.enabled]
+    if not unauthenticated:
+        return None
+    if all(policy.off for policy in unauthenticated):
+        return (
+            f"authentication is OFF (--no-auth): anyone who can reach {host} can read, "
+            "submit and cancel every job"
+        )
+    if not is_loopback(host):
+        raise ValueError(
+            f"refusing to serve on {host} without authentication: configure API keys "
+            "(NARRATION_API_KEYS or NARRATION_API_KEYS_FILE; `narration keys new` makes one), "
+            "or bind 127.0.0.1, or pass --no-auth (NARRATION_NO_AUTH=1) to serve openly"
+        )
+    return (
+        f"authentication is OFF: no API keys are configured, so this server answers only on "
+        f"loopback ({host}); every local program and user can read, submit and cancel every job"
+    )
+
+
+def _settings_of(app: ASGIApp) -> ServerSettings:
+    states = server_states(app)
+    return states[0].settings if states else ServerSettings.from_env()
+
+
+def _http_protocol(settings: ServerSettings) -> dict[str, Any]:
+    """uvicorn options bounding request heads: the guarded httptools protocol, else h11's."""
+    try:
+        from .guarded_http import guarded_protocol
+    except ImportError:  # no httptools (e.g. PyPy): h11 bounds the head's size, not its time
+        return {"http": "h11", "h11_max_incomplete_event_size": settings.max_header_bytes}
+    return {"http": guarded_protocol(settings.max_header_bytes, settings.header_timeout_s)}
+
+
 def make_server(
     app: ASGIApp, host: str = "127.0.0.1", port: int = 7833, **config: Any
 ) -> NarrationServer:
-    """A server for `app`, not yet started (`await server.serve()` runs it)."""
-    options: dict[str, Any] = {"log_level": "warning", "timeout_graceful_shutdown": 10, **config}
+    """A server for `app`, not yet started (`await server.serve()` runs it).
+
+    ValueError if the app has no authentication and `host` is not loopback (docs/SECURITY.md).
+    """
+    install_token_redaction()
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 10,
+        **_http_protocol(_settings_of(app)),
+        **config,
+    }
     return NarrationServer(uvicorn.Config(app, host=host, port=port, **options))
 
 

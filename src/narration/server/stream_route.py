@@ -4,6 +4,10 @@ A stream lives as long as its job, so every wrapper a request passes through (ro
 exception-handler `send` wrappers, exit stacks) is paid per event and held per idle stream.
 This small ASGI layer answers stream requests itself, with the same errors as the rest of the
 API; every other request goes on to the app.
+
+Who may read: a `read` principal the job is visible to (`auth.require` rules), or the bearer of
+a stream token made for this job (`?token=`, see `tokens`). A cursor past the job's last event
+answers 400, so every stream that opens ends with its terminal.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -18,8 +23,10 @@ from ..ids import new_correlation_id, valid_correlation_id
 from ..propagation.http import CORRELATION_STATE_KEY
 from ..protocol import CORRELATION_HEADER, LAST_EVENT_ID_HEADER, raw_header
 from ..store.base import StoreUnavailableError
+from .auth import visible
 from .errors import ApiError, checked_job_id, error_response, store_unavailable, unknown_job
 from .sse import EventStreamResponse, parse_cursor
+from .tokens import TOKEN_PARAM
 
 if TYPE_CHECKING:
     from .app import ServerState
@@ -78,10 +85,12 @@ class StreamRoute:
             raise ApiError(
                 405, "method_not_allowed", "a job stream is read with GET", {"Allow": "GET"}
             )
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        await self._authorize(scope, job_id, query.get(TOKEN_PARAM, [None])[-1])
         log = await self.state.store.log(checked_job_id(job_id))
         if log is None:
             raise unknown_job(job_id)
-        after = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("after", [None])[-1]
+        after = query.get("after", [None])[-1]
         try:
             cursor = parse_cursor(last_event_id, after)
         except ValueError as exc:
@@ -89,9 +98,30 @@ class StreamRoute:
         terminal = log.terminal_id()
         if terminal is not None and cursor >= terminal:
             return Response(status_code=204, headers=echo)
+        if cursor > log.count():
+            raise ApiError(
+                400,
+                "invalid_cursor",
+                f"no event {cursor} yet: the job has {log.count()} event(s) so far",
+            )
         extra = [(key.lower().encode(), value.encode()) for key, value in echo.items()]
         settings = self.state.settings
         return EventStreamResponse(log, cursor, self.state.streams, settings.keepalive_s, extra)
+
+    async def _authorize(self, scope: Scope, job_id: str, token: str | None) -> None:
+        """Nothing when the caller may read this job's stream; ApiError 401/403/404 if not."""
+        auth = self.state.auth
+        if token is not None and auth.enabled:
+            self.state.tokens.check(token, job_id)
+            return
+        principal = await auth.principal(Request(scope))
+        if not principal.allows("read"):
+            raise ApiError(403, "forbidden", "this credential lacks the 'read' scope")
+        if principal.is_admin:
+            return
+        record = await self.state.store.get(checked_job_id(job_id))
+        if record is None or not visible(principal, record):
+            raise unknown_job(job_id)
 
 
 def _route_path(scope: Scope) -> str:

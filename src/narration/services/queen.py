@@ -32,6 +32,7 @@ import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from .. import environment
 from ..client import Gap, JobClient, JobClientError, Terminal
 from ..emit import n, relay
 from ..events import Level, NarrationEvent
@@ -62,6 +63,8 @@ SILENCE_TIMEOUT: Final = 3.0
 """A hive stream silent this long (hives send a keepalive every second) counts as lost."""
 STREAM_RETRIES: Final = 1
 """Reconnects of a dropped hive stream before the hive counts as lost."""
+HIVE_TOKEN_ENV: Final = "NARRATION_HIVE_TOKEN"
+"""The environment variable holding the API key the queen sends its hives."""
 
 
 class HiveError(ServiceError):
@@ -84,26 +87,31 @@ class HiveFailedError(HiveError):
     """The hive's job ended in `error` or `cancelled`, or the hive refused the operation."""
 
 
-def create_queen_app(hives: Mapping[str, str], **server_options: Any) -> FastAPI:
+def create_queen_app(
+    hives: Mapping[str, str], *, hive_token: str | None = None, **server_options: Any
+) -> FastAPI:
     """The queen service for `hives` (hive id -> base URL).
 
-    `server_options` go to `create_app` (`ServerSettings` fields, `store=...`); the actor
-    defaults to `queen`.
+    `hive_token` is the API key the queen sends its hives (default: env
+    NARRATION_HIVE_TOKEN; none when unset). `server_options` go to `create_app`
+    (`ServerSettings` fields, `store=...`); the actor defaults to `queen`.
     """
     known = {hive_id: url.rstrip("/") for hive_id, url in hives.items()}
+    token = hive_token if hive_token is not None else environment.get(HIVE_TOKEN_ENV)
     options: dict[str, Any] = {"actor": "queen", **server_options}
-    app = create_app(queen_jobs(known), **options)
+    app = create_app(queen_jobs(known, hive_token=token), **options)
     app.state.hives = known
     return app
 
 
-def queen_jobs(hives: Mapping[str, str]) -> JobRegistry:
-    """The queen's operations: three answered here, the rest forwarded to the named hive."""
+def queen_jobs(hives: Mapping[str, str], *, hive_token: str | None = None) -> JobRegistry:
+    """The queen's operations: three answered here, the rest forwarded to the named hive
+    (authenticated with `hive_token` when given)."""
     jobs = JobRegistry()
     jobs.add("status", _status(hives), model=Status)
     jobs.add("hive_list", _hive_list(hives), model=HiveList)
     jobs.add("hive_get", _hive_get(hives), model=HiveGet)
-    forward = _forward(hives)
+    forward = _forward(hives, hive_token)
     for name, model in zip(FORWARDED_OPERATIONS, _FORWARDED_MODELS, strict=True):
         jobs.add(name, forward, model=model)
     return jobs
@@ -176,7 +184,7 @@ def _hive_url(hives: Mapping[str, str], hive_id: str) -> str:
 # --------------------------------------------------------------------------- forwarding
 
 
-def _forward(hives: Mapping[str, str]) -> Handler:
+def _forward(hives: Mapping[str, str], token: str | None) -> Handler:
     async def forward(operation: Any, job: Job) -> None:
         hive_id: str = operation.alias if isinstance(operation, HiveCheck) else operation.hive_id
         url = _hive_url(hives, hive_id)
@@ -195,6 +203,7 @@ def _forward(hives: Mapping[str, str]) -> Handler:
                 url,
                 correlation_id=job.correlation_id,
                 http_client=http,
+                token=token,
                 max_retries=STREAM_RETRIES,
                 backoff_initial=0.2,
                 stream_read_timeout=SILENCE_TIMEOUT,
@@ -210,10 +219,12 @@ async def _run_on_hive(client: JobClient, hive_id: str, url: str, operation: Any
         submitted = await client.submit(operation)
     except JobClientError as exc:
         if exc.status_code is None:
-            raise HiveUnreachableError(
-                f"hive unreachable: {hive_id} at {url}: {exc.message}"
-            ) from None
-        raise HiveFailedError(f"hive {hive_id} refused {operation.name}: {exc.message}") from None
+            message = f"hive unreachable: {hive_id} at {url}: {exc.message}"
+            raise HiveUnreachableError(message) from None
+        hint = f" (the queen sends its key in {HIVE_TOKEN_ENV})" if exc.status_code == 401 else ""
+        raise HiveFailedError(
+            f"hive {hive_id} refused {operation.name} (HTTP {exc.status_code}): {exc.message}{hint}"
+        ) from None
     hive_job = submitted.job_id
     n("forwarded", "Hive {} runs it as {}", hive_id, hive_job, hive_id=hive_id, hive_job=hive_job)
     terminal: Terminal | None = None

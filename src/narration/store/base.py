@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import NarrationError
 from ..events import NarrationEvent
+from ..safe_encode import EventCaps
 
 __all__ = ["EventLog", "JobRecord", "LogLimits", "ReadResult", "Store", "StoreUnavailableError"]
 
@@ -23,10 +24,12 @@ class StoreUnavailableError(NarrationError):
 
 @dataclass(frozen=True, slots=True)
 class LogLimits:
-    """How much one job's log retains before dropping its oldest events (with a `gap`)."""
+    """How much one job's log retains before dropping its oldest events (with a `gap`):
+    `max_bytes` counts encoded events (fields included); `caps` bound each event."""
 
     max_events: int = 100_000
     max_bytes: int = 64 * 1024 * 1024
+    caps: EventCaps = field(default_factory=EventCaps)
 
 
 @dataclass(slots=True)
@@ -57,12 +60,18 @@ class JobRecord:
     error: str | None = None
     parent_job_id: str | None = None
     trace_id: str | None = None
-    owner: str | None = None
+    owner: str | None = None  # the replica running it (Redis)
+    tenant: str | None = None  # whose job it is: the submitter's tenant (None: auth was off)
 
-    def matches(self, state: str | None, correlation_id: str | None) -> bool:
-        """True when the job is in `state` and has `correlation_id` (None matches any)."""
-        return (state is None or self.state == state) and (
-            correlation_id is None or self.correlation_id == correlation_id
+    def matches(
+        self, state: str | None, correlation_id: str | None, tenant: str | None = None
+    ) -> bool:
+        """True when the job is in `state`, has `correlation_id` and belongs to `tenant`
+        (None matches any)."""
+        return (
+            (state is None or self.state == state)
+            and (correlation_id is None or self.correlation_id == correlation_id)
+            and (tenant is None or self.tenant == tenant)
         )
 
     def summary(self, events: int) -> dict[str, Any]:
@@ -127,9 +136,14 @@ class Store(ABC):
 
     @abstractmethod
     async def list(
-        self, state: str | None, limit: int, correlation_id: str | None = None
+        self,
+        state: str | None,
+        limit: int,
+        correlation_id: str | None = None,
+        tenant: str | None = None,
     ) -> list[JobRecord]:
-        """Jobs, newest first, optionally only those in `state` and of `correlation_id`."""
+        """Jobs, newest first, optionally only those in `state`, of `correlation_id` and of
+        `tenant`."""
 
     @abstractmethod
     async def start(self, record: JobRecord) -> None:

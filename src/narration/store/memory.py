@@ -9,7 +9,8 @@ from bisect import bisect_right
 from collections import deque
 
 from ..events import NarrationEvent
-from ..wire import event_frame, gap_frame, terminal_frame
+from ..safe_encode import encode_now, encode_off_loop
+from ..wire import event_frame_from_json, gap_frame, terminal_frame
 from ._reentry import ReentrySafe
 from .base import EventLog, JobRecord, LogLimits, ReadResult, Store
 
@@ -18,12 +19,23 @@ __all__ = ["MemoryEventLog", "MemoryStore"]
 _EVENT_OVERHEAD = 200  # bytes a typical event costs besides its text; exact once encoded
 _READ_BATCH = 2048  # events per read (one slice of the buffer)
 _ENCODE_BATCH = 256  # queued events that make the log schedule an encode on its loop
+_LARGE_EVENT = 16 * 1024  # an event estimated this large is encoded (and capped) at once
 _ENCODE_SLICE = 64  # events encoded per lock hold
 _CHUNK_BYTES = 64 * 1024  # frames are kept in sealed chunks of about this size
+_SIZED = (str, bytes)  # field values whose size the estimate counts (cheaply: len)
 
 
-def _estimate(event: NarrationEvent) -> int:
-    return _EVENT_OVERHEAD + len(event.human) + (96 * len(event.fields) if event.fields else 0)
+def _estimate(event: NarrationEvent, cap: int) -> int:
+    """About the encoded size of `event`: its text and string fields counted, never more than
+    `cap` (encoding cuts an event to the per-event cap)."""
+    fields = event.fields
+    if not fields:
+        return _EVENT_OVERHEAD + len(event.human)
+    size = _EVENT_OVERHEAD + len(event.human) + 96 * len(fields)
+    for value in fields.values():
+        if type(value) in _SIZED:
+            size += len(value)
+    return size if size < cap else cap
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -60,10 +72,13 @@ class MemoryEventLog(ReentrySafe, EventLog):
     shared future, whatever their number. An `n()` that re-enters from a signal handler or
     finalizer on a thread mid-way through this log never waits for itself: its event is set
     aside and appended right after (`ReentrySafe`). Events are encoded once each, in order, on the
-    event loop: by the first reader, or by a callback scheduled once per `_ENCODE_BATCH`
-    appends, so few stay unencoded. A frame costs its bytes plus an 8-byte offset (frames sit
-    in exact-size chunks of about 64 KiB), and a read of many events is a slice or two. Past
-    a limit the oldest events are dropped and counted; readers behind them get a `gap`.
+    event loop: by the first reader, or by a callback scheduled once per `_ENCODE_BATCH` appends
+    or per large event, each within the size caps of `safe_encode`; one whose values need their
+    `repr` is encoded in a worker thread (bounded in time) while the events after it wait. A
+    frame costs its bytes plus an 8-byte offset (frames sit in exact-size chunks of about
+    64 KiB), and a read of many events is a slice or two. `max_bytes` counts encoded frames
+    and is checked as each slice is encoded; past a limit the oldest events are dropped and
+    counted, and readers behind them get a `gap`.
     """
 
     __slots__ = (
@@ -72,12 +87,14 @@ class MemoryEventLog(ReentrySafe, EventLog):
         "_chunk_starts",
         "_chunks",
         "_encode_scheduled",
+        "_event_cap",
         "_head",
         "_loop",
         "_loop_thread",
         "_next_id",
         "_offsets",
         "_pending",
+        "_slow",
         "_tail",
         "_tail_start",
         "_terminal",
@@ -94,6 +111,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
     def __init__(self, job_id: str, limits: LogLimits | None = None) -> None:
         self.job_id = job_id
         self.limits = limits or LogLimits()
+        self._event_cap = self.limits.caps.max_event_bytes
         self._lock = threading.RLock()
         self._busy = False  # a section of this log is running (the lock is held)
         self._aside: deque[NarrationEvent] | None = None  # appends that re-entered a section
@@ -122,6 +140,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
             self._loop = None
         self._loop_thread = threading.get_ident()
         self._encode_scheduled = False
+        self._slow: asyncio.Task[None] | None = None  # the head event, encoded off the loop
         self.dropped = 0
         self.late = 0  # events that arrived after the terminal (counted, not streamed)
 
@@ -144,7 +163,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
                 if pending is None:
                     pending = self._pending = deque()
                 pending.append(event)
-                self._bytes += _estimate(event)
+                estimate = _estimate(event, self._event_cap)
+                self._bytes += estimate
                 self._next_id += 1
                 if self._next_id - self._base_id - self._head > self.limits.max_events or (
                     self._bytes > self.limits.max_bytes
@@ -152,7 +172,9 @@ class MemoryEventLog(ReentrySafe, EventLog):
                     self._drop_oldest()
                 waiter = self._waiter
                 self._waiter = None
-                schedule = len(pending) >= _ENCODE_BATCH and not self._encode_scheduled
+                schedule = (
+                    len(pending) >= _ENCODE_BATCH or estimate >= _LARGE_EVENT
+                ) and not self._encode_scheduled
                 if schedule:
                     self._encode_scheduled = True
             finally:
@@ -165,6 +187,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
     def seal(self, state: str, error: str | None) -> None:
         """Append the terminal event for `state`; later appends are counted as `late`."""
         self._replay_set_aside()
+        if self._pending:  # encoded now, so limits apply to what the retention keeps
+            self.encode_pending()
         with self:
             if self._terminal is not None:
                 return
@@ -236,26 +260,58 @@ class MemoryEventLog(ReentrySafe, EventLog):
                     return
 
     def _encode_slice(self) -> bool:
-        """Encode up to `_ENCODE_SLICE` queued events (lock held); False when none were left."""
+        """Encode up to `_ENCODE_SLICE` queued events (lock held); False when none were left,
+        or when the next one is being encoded off the loop."""
         pending = self._pending
         if not pending:
             self._pending = None
             return False
-        tail, offsets = self._tail, self._offsets
-        event_id = self._base_id + len(offsets) - 1
+        if self._slow is not None:
+            return False
+        caps = self.limits.caps
+        event_id = self._base_id + len(self._offsets) - 1
         for _ in range(min(len(pending), _ENCODE_SLICE)):
-            event = pending.popleft()
-            frame = event_frame(event_id, event)
-            tail += frame
-            offsets.append(self._tail_start + len(tail))
-            self._bytes += len(frame) - _estimate(event)
+            event = pending[0]
+            body = encode_now(event, event_id, caps)
+            if body is None:  # a value needs its repr: a worker thread, bounded in time
+                self._slow = asyncio.get_running_loop().create_task(
+                    self._encode_slow(event, event_id)
+                )
+                break
+            self._add_frame(pending.popleft(), event_frame_from_json(event_id, body))
             event_id += 1
+        if self._bytes > self.limits.max_bytes:  # exact now for what was just encoded
+            self._drop_oldest()
+        return self._slow is None
+
+    def _add_frame(self, event: NarrationEvent, frame: bytes) -> None:
+        """Append the encoded frame of the oldest queued `event` (lock held)."""
+        tail = self._tail
+        tail += frame
+        self._offsets.append(self._tail_start + len(tail))
+        self._bytes += len(frame) - _estimate(event, self._event_cap)
         if len(tail) >= _CHUNK_BYTES:  # seal it: an exact-size copy, no growth slack
             self._chunks.append(bytes(tail))
             self._chunk_starts.append(self._tail_start)
             self._tail_start += len(tail)
             self._tail = bytearray()
-        return True
+
+    async def _encode_slow(self, event: NarrationEvent, event_id: int) -> None:
+        """Encode the head event off the loop, then go on with the rest and wake readers."""
+        body = await encode_off_loop(event, event_id, self.limits.caps)
+        with self:
+            self._slow = None
+            pending = self._pending
+            # Unless retention dropped it meanwhile, it is still the next to encode.
+            if pending and self._base_id + len(self._offsets) - 1 == event_id:
+                self._add_frame(pending.popleft(), event_frame_from_json(event_id, body))
+                if self._bytes > self.limits.max_bytes:
+                    self._drop_oldest()
+            waiter = self._waiter
+            self._waiter = None
+        self.encode_pending()
+        if waiter is not None:
+            self._wake(waiter)
 
     def _slice(self, start: int, end: int) -> list[bytes]:
         """The bytes of the frame stream in [start, end), as pieces (lock held)."""
@@ -287,7 +343,12 @@ class MemoryEventLog(ReentrySafe, EventLog):
     def _arm_waiter(self, after: int) -> asyncio.Future[None] | None:
         """The future the next append resolves; None if something arrived meanwhile."""
         with self:
-            if self._next_id - 1 > after or self._terminal is not None:
+            encoded_last = self._base_id + len(self._offsets) - 2
+            if (
+                encoded_last > after
+                or (self._pending and self._slow is None)
+                or (self._terminal is not None and not self._pending)
+            ):
                 return None
             if self._waiter is None:
                 loop = asyncio.get_running_loop()
@@ -319,7 +380,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
                 self._bytes -= offsets[head + 1] - offsets[head]
                 head += 1
             else:  # nothing encoded is left: the oldest is still queued
-                self._bytes -= _estimate(self._pending.popleft())  # type: ignore[union-attr]
+                dropped = self._pending.popleft()  # type: ignore[union-attr]
+                self._bytes -= _estimate(dropped, self._event_cap)
                 self._base_id += 1
             retained -= 1
             self.dropped += 1
@@ -355,11 +417,15 @@ class MemoryStore(Store):
         return self._logs.get(job_id)
 
     async def list(
-        self, state: str | None, limit: int, correlation_id: str | None = None
+        self,
+        state: str | None,
+        limit: int,
+        correlation_id: str | None = None,
+        tenant: str | None = None,
     ) -> list[JobRecord]:
         result: list[JobRecord] = []
         for record in reversed(self._records.values()):  # insertion order = creation order
-            if record.matches(state, correlation_id):
+            if record.matches(state, correlation_id, tenant):
                 result.append(record)
                 if len(result) >= limit:
                     break

@@ -124,7 +124,10 @@ class NarrationTestHarness:
     and held. A held job emits nothing until `complete_job`/`fail_job`; test code narrates into
     it with `with narration_context(harness.job_context(job_id)): n(...)`.
     Or give a whole ASGI `app` (e.g. your FastAPI app with `mount_narration(..., prefix=...)`)
-    and the `prefix` it serves narration under. `server_options` are `create_app` settings.
+    and the `prefix` it serves narration under. `server_options` are `create_app` settings
+    (the submission rate limit is off unless given). It serves on loopback, so without API
+    keys in the settings auth is off (docs/SECURITY.md); with them, `token` is the API key its
+    `http` and `client` send.
     """
 
     def __init__(
@@ -133,9 +136,11 @@ class NarrationTestHarness:
         *,
         app: ASGIApp | None = None,
         prefix: str = "",
+        token: str | None = None,
         **server_options: Any,
     ) -> None:
         if app is None:
+            server_options.setdefault("submit_rate", "off")  # tests submit in bursts
             app = create_app(jobs, hold_unhandled=True, **server_options)
         elif jobs is not None or server_options:
             raise TypeError("give either app= or jobs/server options, not both")
@@ -145,6 +150,7 @@ class NarrationTestHarness:
         self.app = app
         self.state: ServerState = states[0]
         self.prefix = prefix.rstrip("/")
+        self.token = token
         self.base_url = ""
         self._server: NarrationServer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -159,10 +165,11 @@ class NarrationTestHarness:
         *,
         app: ASGIApp | None = None,
         prefix: str = "",
+        token: str | None = None,
         **server_options: Any,
     ) -> NarrationTestHarness:
         """A started harness (call `await harness.stop()` when done, or use `async with`)."""
-        harness = cls(jobs, app=app, prefix=prefix, **server_options)
+        harness = cls(jobs, app=app, prefix=prefix, token=token, **server_options)
         await harness._start()
         return harness
 
@@ -170,7 +177,8 @@ class NarrationTestHarness:
         self._server = make_server(self.app, "127.0.0.1", 0)
         self._task = await self._server.start()
         self.base_url = f"http://127.0.0.1:{self._server.port}{self.prefix}"
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=10.0)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=10.0, headers=headers)
         self._client = JobClient(self.base_url, http_client=self._http)
 
     async def __aenter__(self) -> NarrationTestHarness:

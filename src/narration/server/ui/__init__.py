@@ -1,6 +1,6 @@
 """The live web viewer at `/ui/`: static pages (HTML, CSS, JS modules) shipped in the package.
 
-`install_ui(app)` mounts them and redirects `/` there. The pages use relative URLs
+`install_ui(app)` mounts them and redirects `/` and `/ui` there. The pages use relative URLs
 (`../v1/jobs`), so the viewer also works when the narration app is mounted under a prefix.
 Nothing is built or fetched at run time.
 """
@@ -53,6 +53,8 @@ def install_ui(app: Starlette) -> None:
     )
 
     async def to_viewer(request: Request) -> Response:
+        # A path, not a URL: the Host header (anyone's to set) never makes it into Location.
         return RedirectResponse(request.url_for("narration-ui", path="/").path, status_code=307)
 
     app.router.add_route("/", to_viewer, methods=["GET", "HEAD"], include_in_schema=False)
+    app.router.add_route(UI_PATH, to_viewer, methods=["GET", "HEAD"], include_in_schema=False)

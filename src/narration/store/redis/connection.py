@@ -88,7 +88,8 @@ class Reachability:
         down_since = self.down_since
         if down_since is None:
             return None
-        return f"Redis unreachable for {time.time() - down_since:.1f} s: {self.last_error}"
+        # The error itself (addresses included) is logged, and kept out of /health.
+        return f"Redis unreachable for {time.time() - down_since:.1f} s"
 
 
 def _raw_reply(response: Any, **_: Any) -> Any:

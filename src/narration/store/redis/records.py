@@ -10,7 +10,15 @@ from ..base import JobRecord
 
 __all__ = ["record_fields", "record_from"]
 
-_OPTIONAL = ("started_at", "finished_at", "error", "parent_job_id", "trace_id", "owner")
+_OPTIONAL = (
+    "started_at",
+    "finished_at",
+    "error",
+    "parent_job_id",
+    "trace_id",
+    "owner",
+    "tenant",
+)
 
 
 def record_fields(record: JobRecord) -> list[Any]:
@@ -59,4 +67,5 @@ def record_from(job_id: str, raw: dict[Any, Any]) -> JobRecord:
         parent_job_id=text("parent_job_id"),
         trace_id=text("trace_id"),
         owner=text("owner"),
+        tenant=text("tenant"),
     )

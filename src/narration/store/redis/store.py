@@ -186,11 +186,15 @@ class RedisStore(Store):
 
     @unavailable_when_unreachable
     async def list(
-        self, state: str | None, limit: int, correlation_id: str | None = None
+        self,
+        state: str | None,
+        limit: int,
+        correlation_id: str | None = None,
+        tenant: str | None = None,
     ) -> list[JobRecord]:
         self._start()
         result: list[JobRecord] = []
-        filtered = state is not None or correlation_id is not None
+        filtered = state is not None or correlation_id is not None or tenant is not None
         chunk = max(limit, 200) if filtered else limit
         start = 0
         stale: list[bytes] = []
@@ -208,7 +212,7 @@ class RedisStore(Store):
                     stale.append(job_id)
                     continue
                 record = record_from(job_id.decode(), raw)
-                if record.matches(state, correlation_id):
+                if record.matches(state, correlation_id, tenant):
                     result.append(record)
                     if len(result) >= limit:
                         break

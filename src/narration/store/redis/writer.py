@@ -20,7 +20,8 @@ from typing import Protocol
 from redis.exceptions import NoScriptError
 
 from ..._backoff import Backoff
-from ...events import NarrationEvent, encode_event
+from ...events import NarrationEvent
+from ...safe_encode import encode_now, encode_off_loop
 from .._reentry import ReentrySafe
 from ..base import LogLimits
 from .connection import UNREACHABLE, Connections, Reachability
@@ -256,17 +257,37 @@ class EventWriter(ReentrySafe):
             self._writing = len(batch)
             return batch
 
+    async def _encode(self, batch: list[_Item]) -> None:
+        """Encode the batch's events in place (each bounded; reprs off the loop, together)."""
+        caps = self._limits.caps
+        slow: list[int] = []
+        for index, (log, event_id, item) in enumerate(batch):
+            if type(item) is not bytes:
+                assert isinstance(item, NarrationEvent)
+                body = encode_now(item, event_id, caps)
+                if body is None:
+                    slow.append(index)
+                    continue
+                batch[index] = (log, event_id, body)
+                log.encoded += 1
+                log.encoded_bytes += len(body)
+        if slow:
+            bodies = await asyncio.gather(
+                *(encode_off_loop(batch[i][2], batch[i][1], caps) for i in slow)  # type: ignore[arg-type]
+            )
+            for index, body in zip(slow, bodies, strict=True):
+                log, event_id, _ = batch[index]
+                batch[index] = (log, event_id, body)
+                log.encoded += 1
+                log.encoded_bytes += len(body)
+
     async def _write(self, batch: list[_Item]) -> bool:
         """Write `batch` in one pipelined round trip; False when Redis is unreachable."""
         groups: dict[QueuedLog, list[bytes]] = {}
         head = _HEAD.pack
-        for index, (log, event_id, item) in enumerate(batch):
-            if type(item) is not bytes:
-                assert isinstance(item, NarrationEvent)
-                item = encode_event(item, event_id)
-                batch[index] = (log, event_id, item)
-                log.encoded += 1
-                log.encoded_bytes += len(item)
+        await self._encode(batch)
+        for log, event_id, item in batch:
+            assert type(item) is bytes
             args = groups.get(log)
             if args is None:
                 args = groups[log] = []

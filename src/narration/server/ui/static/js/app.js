@@ -3,7 +3,7 @@
 //   #/jobs/<job id>         one job, live
 //   #/correlations/<id>     every job of one correlation id, in one timeline
 
-import { apiBase } from "./api.js";
+import { apiBase, apiKey, setApiKey, UNAUTHORIZED_EVENT } from "./api.js";
 import { h, fill } from "./dom.js";
 import { correlationPage } from "./pages/correlation.js";
 import { jobPage } from "./pages/job.js";
@@ -54,5 +54,58 @@ function route() {
   }
 }
 
+/** The form asking for an API key, shown when the server answered 401. */
+function keyForm(detail) {
+  current?.unmount();
+  current = null;
+  if (view.querySelector("#api-key")) return; // already asking: keep what is typed
+  setCrumbs([["#/", "Jobs"], [null, "API key"]]);
+  const input = h("input", {
+    id: "api-key",
+    type: "password",
+    autocomplete: "off",
+    spellcheck: "false",
+    "aria-label": "API key",
+  });
+  const had = apiKey();
+  const form = h(
+    "form",
+    { class: "notice notice-warn key-form", role: "alert" },
+    h("h2", {}, had ? "This API key is not accepted" : "API key needed"),
+    h(
+      "p",
+      {},
+      detail && detail.code !== "unauthorized" && detail.message
+        ? detail.message
+        : "This server answers only requests that carry an API key.",
+    ),
+    h("p", {}, "The key stays in this tab (sessionStorage) and is sent to this server only."),
+    h("p", {}, input, " ", h("button", { type: "submit", class: "btn" }, "Use key")),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!input.value.trim()) return;
+    setApiKey(input.value.trim());
+    showKeyButton();
+    route();
+  });
+  fill(view, form);
+  input.focus();
+}
+
+const forget = document.getElementById("forget-key");
+function showKeyButton() {
+  forget.hidden = !apiKey();
+}
+forget.addEventListener("click", () => {
+  setApiKey(null);
+  showKeyButton();
+  route();
+});
+
+// After the page's own error handling has run (its promise reactions come first).
+window.addEventListener(UNAUTHORIZED_EVENT, (event) => setTimeout(() => keyForm(event.detail)));
+
 window.addEventListener("hashchange", route);
+showKeyButton();
 route();

@@ -12,8 +12,11 @@
 // 100,000 events would take seconds. A job that already has events is first read with fetch()
 // (the same stream, parsed here) up to what it had when the page opened; EventSource then takes
 // over from the last id seen (`?after=`), for the live part and its reconnects.
+//
+// With an API key, the `sse_url` carries a stream token that expires: the URL is asked afresh
+// (`GET /v1/jobs/{id}`) before each EventSource opens, so a reopen never uses a stale token.
 
-import { FINAL_STATES, requestHeaders, streamUrl } from "./api.js";
+import { apiKey, FINAL_STATES, getJob, requestHeaders, streamUrl } from "./api.js";
 
 const TERMINALS = ["done", "error", "cancelled"];
 const RETRY_MIN_MS = 1000;
@@ -142,7 +145,20 @@ export class JobStream {
     this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
   }
 
-  _open(fromLastId) {
+  /** With an API key: a fresh `sse_url` (a new stream token) for the EventSource. */
+  async _freshUrl() {
+    if (!apiKey()) return;
+    try {
+      const latest = await getJob(this.job.job_id);
+      if (latest.sse_url) this.job.sse_url = latest.sse_url;
+    } catch (err) {
+      // the EventSource reports what is wrong (and onLost asks the API again)
+    }
+  }
+
+  async _open(fromLastId) {
+    if (this.finished) return;
+    await this._freshUrl();
     if (this.finished) return;
     const url = streamUrl(this.job);
     if (fromLastId && this.lastId > 0) url.searchParams.set("after", String(this.lastId));
