@@ -10,6 +10,7 @@ from .context import NarrationContext, current_context, narration_context, with_
 from .emit import n, narrate
 from .events import Level, Mode, NarrationEvent
 from .propagation.subprocess import init_from_env
+from .redact import Redaction
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,7 @@ __all__ = [
     "Mode",
     "NarrationContext",
     "NarrationEvent",
+    "Redaction",
     "__version__",
     "configure",
     "current_context",

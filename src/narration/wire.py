@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from .events import NarrationEvent, encode_event
+from .redact import redact_event
 
 __all__ = [
     "KEEPALIVE_FRAME",
@@ -24,8 +25,9 @@ TERMINAL_EVENTS = {"completed": "done", "failed": "error", "cancelled": "cancell
 
 
 def event_frame(event_id: int, event: NarrationEvent) -> bytes:
-    """`id: N / event: narration / data: {json}` for one event."""
-    return b"id: %d\nevent: narration\ndata: %s\n\n" % (event_id, encode_event(event, event_id))
+    """`id: N / event: narration / data: {json}` for one event, its secrets redacted."""
+    data = encode_event(redact_event(event), event_id)
+    return b"id: %d\nevent: narration\ndata: %s\n\n" % (event_id, data)
 
 
 def event_frame_from_json(event_id: int, data: bytes) -> bytes:

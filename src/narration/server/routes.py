@@ -1,11 +1,13 @@
 """The job API routes: submit, list, get and cancel jobs, and the health check.
 
-(The stream route is answered ahead of FastAPI's routing: see `stream_route`.)
+(The stream route is answered ahead of FastAPI's routing: see `stream_route`; the download
+route is in `download`.)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict
@@ -14,9 +16,12 @@ from starlette.responses import JSONResponse, Response
 from .. import __version__
 from ..context import current_context
 from ..ids import is_job_id, new_correlation_id, valid_correlation_id
-from ..jobs import JobFinished, JobState, NotAccepting, OperationError, UnknownJob
+from ..jobs import JobFinished, NotAccepting, OperationError, UnknownJob
 from ..jobs.registry import load_json
+from .download import add_download_route
 from .errors import ApiError, checked_job_id, unknown_job
+from .listing import list_page, parse_query
+from .lookup import find_summary
 
 if TYPE_CHECKING:
     from .app import ServerState
@@ -71,31 +76,33 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
 
     @app.get("/v1/jobs", summary="List jobs, newest first", operation_id="list_jobs")
     async def list_jobs(
-        state: str | None = None, limit: int = 100, correlation_id: str | None = None
+        request: Request,
+        state: str | None = None,
+        limit: int = 100,
+        correlation_id: str | None = None,
+        operation: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        cursor: str | None = None,
     ) -> Response:
-        if state is not None and state not in JobState.__members__.values():
-            valid = ", ".join(s.value for s in JobState)
-            raise ApiError(422, "invalid_state", f"unknown state {state!r}; valid: {valid}")
-        if not 1 <= limit <= 1000:
-            raise ApiError(422, "invalid_limit", "limit must be between 1 and 1000")
-        if correlation_id is not None and valid_correlation_id(correlation_id) is None:
-            raise ApiError(
-                422, "invalid_correlation_id", "a correlation id is 1-128 of [A-Za-z0-9._:-]"
-            )
-        records = await store.list(state, limit, correlation_id)
-        summaries = []
-        for record in records:
-            log = await store.log(record.job_id)
-            summaries.append(record.summary(log.count() if log else 0))
-        return JSONResponse(summaries)
+        """Live and archived jobs, newest first. Filters: `state`, `correlation_id`,
+        `operation`, `since`/`until` (creation time: Unix seconds or ISO 8601). The next
+        page's cursor is in `X-Next-Cursor` (and `Link: rel="next"`)."""
+        query = parse_query(state, limit, correlation_id, operation, since, until, cursor)
+        summaries, next_cursor = await list_page(server, query)
+        headers: dict[str, str] = {}
+        if next_cursor is not None:
+            params = {k: v for k, v in request.query_params.items() if k != "cursor"}
+            link = f"{request.url.path}?{urlencode({**params, 'cursor': next_cursor})}"
+            headers = {"X-Next-Cursor": next_cursor, "Link": f'<{link}>; rel="next"'}
+        return JSONResponse(summaries, headers=headers)
 
     @app.get("/v1/jobs/{job_id}", summary="A job's state", operation_id="get_job")
     async def get_job(job_id: str) -> Response:
-        record = await store.get(checked_job_id(job_id))
-        if record is None:
+        summary = await find_summary(server, checked_job_id(job_id))
+        if summary is None:
             raise unknown_job(job_id)
-        log = await store.log(job_id)
-        return JSONResponse(record.summary(log.count() if log else 0))
+        return JSONResponse(summary)
 
     @app.delete("/v1/jobs/{job_id}", summary="Cancel a job", operation_id="cancel_job")
     async def cancel_job(job_id: str) -> Response:
@@ -109,16 +116,21 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
 
     @app.get("/v1/operations", summary="The operations this server runs")
     async def list_operations() -> Response:
-        return JSONResponse(
-            {
-                spec.name: {"summary": spec.summary, "schema": spec.model.model_json_schema()}
-                for spec in server.registry
-            }
-        )
+        listing: dict[str, Any] = {}
+        for spec in server.registry:
+            entry = {"summary": spec.summary, "schema": spec.model.model_json_schema()}
+            if spec.retry is not None:
+                entry["retry"] = spec.retry.describe()
+            listing[spec.name] = entry
+        return JSONResponse(listing)
+
+    add_download_route(app, server)
 
     @app.get("/health", summary="Health check")
     async def health() -> Response:
-        trouble = store.trouble()
+        archiver = server.archiver
+        troubles = [store.trouble(), archiver.trouble() if archiver is not None else None]
+        trouble = "; ".join(t for t in troubles if t)
         status = "shutting_down" if not jobs.accepting else "degraded" if trouble else "ok"
         return JSONResponse(
             {
@@ -128,6 +140,7 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
                 "version": __version__,
                 "streams_open": server.streams.open,
                 **store.health(),
+                **(archiver.health() if archiver is not None else {}),
             }
         )
 

@@ -25,6 +25,10 @@ class ServerSettings:
     actor: str | None = None
     cors_origins: tuple[str, ...] = ()
     """Origins whose pages may call the API and read streams (`*` for any); none by default."""
+    archive: str | None = None
+    """Where finished jobs are archived: a directory, or an fsspec URL (s3://…); off if None."""
+    archive_retention_days: float = 30.0
+    archive_max_bytes: int = 1024 * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServerSettings:

@@ -14,10 +14,12 @@ from urllib.parse import parse_qs
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..filters import EventFilter
 from ..ids import new_correlation_id, valid_correlation_id
 from ..propagation.http import CORRELATION_HEADER, CORRELATION_STATE_KEY
 from ..store.base import StoreUnavailable
 from .errors import ApiError, checked_job_id, error_response, store_unavailable, unknown_job
+from .lookup import find_log
 from .sse import EventStreamResponse, parse_cursor
 
 if TYPE_CHECKING:
@@ -75,20 +77,27 @@ class StreamRoute:
             raise ApiError(
                 405, "method_not_allowed", "a job stream is read with GET", {"Allow": "GET"}
             )
-        log = await self.state.store.log(checked_job_id(job_id))
+        log = await find_log(self.state, checked_job_id(job_id))  # live, else archived
         if log is None:
             raise unknown_job(job_id)
-        after = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("after", [None])[-1]
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        after = query.get("after", [None])[-1]
         try:
             cursor = parse_cursor(last_event_id, after)
         except ValueError as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from None
+        try:
+            only = EventFilter.from_query(lambda name: query.get(name, []))
+        except ValueError as exc:
+            raise ApiError(400, "invalid_filter", str(exc)) from None
         terminal = log.terminal_id()
         if terminal is not None and cursor >= terminal:
             return Response(status_code=204, headers=echo)
         extra = [(key.lower().encode(), value.encode()) for key, value in echo.items()]
         settings = self.state.settings
-        return EventStreamResponse(log, cursor, self.state.streams, settings.keepalive_s, extra)
+        return EventStreamResponse(
+            log, cursor, self.state.streams, settings.keepalive_s, extra, only
+        )
 
 
 def _route_path(scope: Scope) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from ..events import NarrationEvent
+from ..redact import redact_batch
 
 T = TypeVar("T")
 
@@ -130,7 +131,7 @@ class BackgroundWriter(Generic[T]):
 
     def _safe_write(self, batch: list[T]) -> None:
         try:
-            self._write(batch)
+            self._write(redact_batch(batch))  # secrets never reach an output
         except Exception:  # a closed stream must not kill the writer thread; count the loss
             self.failed += len(batch)
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..events import NarrationEvent
+
+if TYPE_CHECKING:
+    from .query import JobPage, JobQuery
 
 __all__ = ["EventLog", "JobRecord", "LogLimits", "ReadResult", "Store", "StoreUnavailable"]
 
@@ -57,6 +60,7 @@ class JobRecord:
     parent_job_id: str | None = None
     trace_id: str | None = None
     owner: str | None = None
+    attempts: list[dict[str, Any]] | None = None  # operations with a retry policy only
 
     def matches(self, state: str | None, correlation_id: str | None) -> bool:
         """True when the job is in `state` and has `correlation_id` (None matches any)."""
@@ -79,6 +83,8 @@ class JobRecord:
         }
         if self.parent_job_id is not None:
             summary["parent_job_id"] = self.parent_job_id
+        if self.attempts is not None:
+            summary["attempts"] = self.attempts
         return summary
 
 
@@ -127,6 +133,21 @@ class Store(ABC):
         self, state: str | None, limit: int, correlation_id: str | None = None
     ) -> list[JobRecord]:
         """Jobs, newest first, optionally only those in `state` and of `correlation_id`."""
+
+    async def query(self, query: JobQuery) -> JobPage:
+        """Jobs matching `query`, newest first, at most `query.limit` of them.
+
+        This default filters what `list` returns (at most 1,000 jobs): a store holding more
+        should page through its own index (the memory and Redis stores do).
+        """
+        from .query import JobPage
+
+        records = await self.list(query.state, 1000, query.correlation_id)
+        matching = [record for record in records if query.matches(record)][: query.limit]
+        return JobPage(matching)
+
+    async def save_attempts(self, record: JobRecord) -> None:  # noqa: B027 - optional hook
+        """Store `record.attempts` (a retried job's attempts so far); memory shares the record."""
 
     @abstractmethod
     async def start(self, record: JobRecord) -> None:

@@ -56,9 +56,12 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..events import NarrationEvent, encode_event
+from ..redact import redact_event
 from ..wire import TERMINAL_EVENTS, event_frame_from_json, gap_frame, terminal_data
 from ._reentry import ReentrySafe
 from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailable
+from .query import JobPage, JobQuery
+from .redis_query import query_jobs
 from .redis_tail import StreamTail, stream_entry_id
 
 __all__ = ["RedisEventLog", "RedisOptions", "RedisStore"]
@@ -688,7 +691,7 @@ class RedisStore(ReentrySafe, Store):
         for index, (log, event_id, item) in enumerate(batch):
             if type(item) is not bytes:
                 assert isinstance(item, NarrationEvent)
-                item = encode_event(item, event_id)
+                item = encode_event(redact_event(item), event_id)
                 batch[index] = (log, event_id, item)
                 log._encoded += 1
                 log._bytes += len(item)
@@ -912,6 +915,16 @@ class RedisStore(ReentrySafe, Store):
         if stale:
             await self._client.zrem(self._jobs_key, *stale)
         return result
+
+    @_unavailable_when_unreachable
+    async def query(self, query: JobQuery) -> JobPage:
+        self._start()
+        return await query_jobs(self, query)  # store/redis_query.py
+
+    async def save_attempts(self, record: JobRecord) -> None:
+        attempts = msgspec.json.encode(record.attempts)
+        with contextlib.suppress(*_UNREACHABLE):  # shown late at worst; the state is not at stake
+            await self._client.hset(self._key("job:", record.job_id), "attempts", attempts)
 
     @_unavailable_when_unreachable
     async def start(self, record: JobRecord) -> None:
@@ -1187,6 +1200,8 @@ def _record_fields(record: JobRecord) -> list[Any]:
         value = getattr(record, name)
         if value is not None:
             fields += [name, repr(value) if isinstance(value, float) else value]
+    if record.attempts is not None:
+        fields += ["attempts", msgspec.json.encode(record.attempts)]
     return fields
 
 
@@ -1201,6 +1216,7 @@ def _record_from(job_id: str, raw: dict[Any, Any]) -> JobRecord:
 
     operation_raw = raw.get(b"operation")
     operation = msgspec.json.decode(operation_raw) if operation_raw else {}
+    attempts_raw = raw.get(b"attempts")
     return JobRecord(
         job_id=text("job_id") or job_id,
         operation=operation,
@@ -1213,4 +1229,5 @@ def _record_from(job_id: str, raw: dict[Any, Any]) -> JobRecord:
         parent_job_id=text("parent_job_id"),
         trace_id=text("trace_id"),
         owner=text("owner"),
+        attempts=msgspec.json.decode(attempts_raw) if attempts_raw else None,
     )
