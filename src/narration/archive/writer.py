@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..frames import frame_to_line, parse_frame, split_frames
@@ -64,6 +64,7 @@ class Archiver:
         self._slots = asyncio.Semaphore(concurrency)
         self._pruner: asyncio.Task[None] | None = None
         self._over_cap = asyncio.Event()  # a write took the archive past its size cap
+        self._tried = asyncio.Condition()  # notified after every write, failed or not
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -100,6 +101,11 @@ class Archiver:
             while self._pending:
                 await asyncio.wait(set(self._pending))
 
+    async def wait_until(self, done: Callable[[Archiver], bool], timeout: float = 10.0) -> None:
+        """Wait until `done(self)` holds, looking after every write (tests, tools)."""
+        async with asyncio.timeout(timeout), self._tried:
+            await self._tried.wait_for(lambda: done(self))
+
     # ------------------------------------------------------------------ archiving
 
     def archive_job(self, record: JobRecord, log: EventLog) -> None:
@@ -117,6 +123,8 @@ class Archiver:
             try:
                 async with self._slots:
                     job = await self._write(record, log)
+                self.failing.discard(job_id)
+                self.written += 1
                 break
             except Exception as exc:  # any failure: keep the live copy, say so, try again
                 self.failed_writes += 1
@@ -129,10 +137,11 @@ class Archiver:
                     self.last_error,
                     delay,
                 )
+            finally:
+                async with self._tried:
+                    self._tried.notify_all()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_retry_s)
-        self.failing.discard(job_id)
-        self.written += 1
         remaining = max(0.0, self.retention_s - (time.time() - ended))
         with contextlib.suppress(Exception):  # the store reports its own outages
             await self.store.expire(job_id, remaining)
