@@ -111,11 +111,14 @@ class FsspecFS:
         try:
             from fsspec.core import url_to_fs
         except ImportError:
-            raise ImportError(
+            raise ValueError(
                 f"the archive {url!r} needs fsspec: pip install 'narration-core[archive]' "
                 "(plus s3fs, gcsfs or adlfs for s3://, gs:// or az://)"
             ) from None
-        self.fs, root = url_to_fs(url, **options)
+        try:
+            self.fs, root = url_to_fs(url, **options)
+        except (ImportError, ValueError) as exc:  # e.g. s3:// without s3fs, an unknown scheme
+            raise ValueError(f"the archive {url!r} cannot be opened: {exc}") from None
         self.root = root.rstrip("/")
         self.url = url
 

@@ -118,6 +118,14 @@ def serve(
         int | None, typer.Option("--max-running", help="jobs running at once before 503")
     ] = None,
     cors_origin: CorsOption = None,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            metavar="DIR|URL",
+            help="archive finished jobs in this directory or fsspec URL (s3://…)",
+        ),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a narration server for your operations (--jobs) or your app (--app).
@@ -131,6 +139,7 @@ def serve(
         keepalive_s=keepalive,
         max_running=max_running,
         cors_origins=_origins(cors_origin),
+        archive=archive,
     )
     _run_server(_user_app(app_spec, jobs_spec, options), host, port, "server", quiet)
 
