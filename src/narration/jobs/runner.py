@@ -132,7 +132,11 @@ class JobManager:
             trace_id=trace_id,
             owner=owner,
         )
-        log = await self.store.create(record)
+        try:
+            log = await self.store.create(record)
+        except BaseException:
+            drop_job_secrets(job_id)  # no job was made
+            raise
         context = NarrationContext(
             job_id=record.job_id,
             correlation_id=correlation_id,
