@@ -12,7 +12,7 @@ loop, as in the test harness) are reported too. The reference server
 repeat by repeat, so machine noise hits both alike, and each ratio is "ours / theirs" from the
 same run.
 
-Scenarios (DESIGN.md section 6 targets in brackets):
+Scenarios (docs/ARCHITECTURE.md section 6 targets in brackets):
 
 a. throughput: 100k events, one job, one client: events/s and µs/event [>= 100k ev/s, >= 3x]
 b. latency: 100 streams at 10,000 events/s in total, emit -> parsed p50/p99 [0.3 / 1 ms]
@@ -812,7 +812,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each DESIGN.md target: the measured median and whether it was met."""
+    """Each target of docs/ARCHITECTURE.md section 6: the measured median and whether it was met."""
     t = results["throughput"]
     lat = results["latency"]["ours"]
     mem = results["memory"]

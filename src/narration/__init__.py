@@ -1,13 +1,25 @@
 """narration: job-scoped, live, human-readable narration for distributed Python systems.
 
-from narration import n, narration_context
-with narration_context(job_id="job-1"):
-    n("spawn", "Spawning worker on GPU {}", 0)
+    from narration import n, narration_context
+    with narration_context(job_id="job-1"):
+        n("spawn", "Spawning worker on GPU {}", 0)
+
+This module holds the core's public API only; importing it configures nothing (output comes
+from `configure()` or, explicitly, `configure_from_env()`). The job server, client, stores,
+testing helpers and the command are subpackages (docs/ARCHITECTURE.md section 7).
 """
 
 from .config import configure, configure_from_env, flush
-from .context import NarrationContext, current_context, narration_context, with_narration_context
+from .context import (
+    NarrationContext,
+    attach,
+    current_context,
+    detach,
+    narration_context,
+    with_narration_context,
+)
 from .emit import n, narrate
+from .errors import NarrationError
 from .events import Level, Mode, NarrationEvent
 from .propagation.subprocess import init_from_env
 from .redact import Redaction
@@ -18,11 +30,15 @@ __all__ = [
     "Level",
     "Mode",
     "NarrationContext",
+    "NarrationError",
     "NarrationEvent",
     "Redaction",
     "__version__",
+    "attach",
     "configure",
+    "configure_from_env",
     "current_context",
+    "detach",
     "flush",
     "init_from_env",
     "n",
@@ -30,5 +46,3 @@ __all__ = [
     "narration_context",
     "with_narration_context",
 ]
-
-configure_from_env()

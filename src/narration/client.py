@@ -15,7 +15,7 @@
 exponential backoff), skips anything it has already yielded and stops after exactly one
 `Terminal`. With several base URLs, a URL that refuses connections is skipped for the next.
 Every failure surfaces as `JobClientError` (HTTP errors carry the server's `code`/`message`).
-Wire formats and endpoints: DESIGN.md sections 3 and 4.
+Wire formats and endpoints: docs/ARCHITECTURE.md sections 3 and 4.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import msgspec
 from httpx_sse import EventSource, SSEError
 from pydantic import BaseModel
 
+from .errors import NarrationError
 from .events import NarrationEvent, decode_event
 
 __all__ = [
@@ -104,7 +105,7 @@ StreamItem: TypeAlias = NarrationEvent | Gap | Terminal
 """What `JobClient.stream()` yields: events, gaps, and finally one `Terminal`."""
 
 
-class JobClientError(Exception):
+class JobClientError(NarrationError):
     """A request failed.
 
     `status_code` is the HTTP status, or None when no response came (`connection_failed`,

@@ -5,27 +5,22 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Awaitable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from .events import NarrationEvent
+from .sanitize import clean_text, safe_str
 
 __all__ = [
     "NarrationContext",
+    "attach",
     "current_context",
+    "detach",
     "narration_context",
     "with_narration_context",
 ]
 
 T = TypeVar("T")
-
-
-class EventTap:
-    """Something that sees every event emitted while it is in the context (test capture)."""
-
-    def on_event(self, event: NarrationEvent) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+_ID_FIELDS = ("job_id", "correlation_id", "actor", "trace_id", "span_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +28,9 @@ class NarrationContext:
     """Who is doing what: the ids every event emitted inside this context carries.
 
     Frozen, so copying it between tasks and threads is a pointer copy. `fields` are added to
-    every event. `taps` is internal: the captures watching this context (see `narration.testing`).
+    every event. The ids are cleaned like messages when the context is made (a non-str is
+    converted with str(); unprintable characters such as lone surrogates are stripped), so
+    no event carries text that cannot be encoded.
     """
 
     job_id: str | None = None
@@ -42,7 +39,19 @@ class NarrationContext:
     trace_id: str | None = None
     span_id: str | None = None
     fields: Mapping[str, Any] | None = None
-    taps: tuple[EventTap, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The ids go into every event: make them plain, printable, encodable text once, here.
+        for value in (self.job_id, self.correlation_id, self.actor, self.trace_id, self.span_id):
+            if value is not None and not (type(value) is str and value.isprintable()):
+                self._clean_ids()
+                return
+
+    def _clean_ids(self) -> None:
+        for name in _ID_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not (type(value) is str and value.isprintable()):
+                object.__setattr__(self, name, clean_text(safe_str(value)[0]))
 
     def with_job_id(self, job_id: str | None) -> NarrationContext:
         """A copy with `job_id` replaced."""
@@ -84,6 +93,20 @@ def current_context() -> NarrationContext:
     return _current.get()
 
 
+def attach(ctx: NarrationContext) -> contextvars.Token[NarrationContext]:
+    """Make `ctx` the current context, exactly (nothing merged); `detach(token)` undoes it.
+
+    The one way in and out of a context for code that cannot use a `with` block (a job
+    runner, a middleware, a child process taking its ids from the environment).
+    """
+    return _current.set(ctx)
+
+
+def detach(token: contextvars.Token[NarrationContext]) -> None:
+    """Restore the context that was current before the `attach` that gave `token`."""
+    _current.reset(token)
+
+
 @contextmanager
 def narration_context(
     ctx: NarrationContext | None = None,
@@ -110,8 +133,6 @@ def narration_context(
             span_id=ctx.span_id,
             fields=ctx.fields,
         )
-        if ctx.taps:
-            base = replace(base, taps=base.taps + tuple(t for t in ctx.taps if t not in base.taps))
     new = base.merged(
         job_id=job_id,
         correlation_id=correlation_id,
@@ -120,11 +141,11 @@ def narration_context(
         span_id=span_id,
         fields=fields,
     )
-    token = _current.set(new)
+    token = attach(new)
     try:
         yield new
     finally:
-        _current.reset(token)
+        detach(token)
 
 
 async def with_narration_context(ctx: NarrationContext, awaitable: Awaitable[T]) -> T:
@@ -132,13 +153,9 @@ async def with_narration_context(ctx: NarrationContext, awaitable: Awaitable[T])
 
     Tasks the awaitable creates inherit `ctx`; the caller's context is restored afterwards,
     also when it raises. (An already running Task keeps the context it was created with.)
-    Test captures watching the caller keep watching inside.
     """
-    taps = _current.get().taps
-    if taps and taps != ctx.taps:
-        ctx = replace(ctx, taps=taps + tuple(t for t in ctx.taps if t not in taps))
-    token = _current.set(ctx)
+    token = attach(ctx)
     try:
         return await awaitable
     finally:
-        _current.reset(token)
+        detach(token)

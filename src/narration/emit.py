@@ -7,6 +7,7 @@ runtime data (it sanitizes and flags instead). Measure before and after changing
 from __future__ import annotations
 
 import sys
+from _thread import get_ident as _get_ident
 from collections.abc import Callable
 from time import time as _time
 from types import CodeType
@@ -14,10 +15,20 @@ from typing import Any
 
 import msgspec
 
+from . import lost_context as _lost
+from .context import EMPTY as _EMPTY
 from .context import NarrationContext, _current
 from .dispatch import dispatcher
-from .events import LEVEL_RANK, Level, NarrationEvent
-from .sanitize import MAX_MESSAGE_CHARS, VALID_ACTIONS, clean_action, clean_text
+from .events import _ROUND, LEVEL_RANK, Level, NarrationEvent
+from .sanitize import (
+    MAX_MESSAGE_CHARS,
+    VALID_ACTIONS,
+    clean_action,
+    clean_text,
+    safe_repr,
+    safe_str,
+)
+from .template import INVALID_LEVEL, POSITIONAL_TEMPLATES, format_error, format_template
 
 __all__ = ["n", "narrate", "relay"]
 
@@ -30,19 +41,21 @@ _INFO = Level.INFO
 _INFO_RANK = LEVEL_RANK[_INFO]
 # Level members and their ranks keyed by the member's id: hashing an Enum member runs Python code.
 _levels_by_id = {id(level): (level, rank) for level, rank in LEVEL_RANK.items()}
-# Adding and subtracting 1.5 * 2**52 rounds a float below 2**52 to the nearest integer with two
-# float operations (no int object): microseconds since 1970 stay below 2**52 until 2112.
-_ROUND = 6755399441055744.0
 _routes = dispatcher.routes
 # Where `n()` reads its context: the ContextVar itself, unless OpenTelemetry spans are followed
 # (`narration.otel.bridge.follow_spans`, which swaps in a reader that adds the active span's ids).
 _context: Callable[[], NarrationContext] = _current.get
 _valid_actions = VALID_ACTIONS
+_positional_templates = POSITIONAL_TEMPLATES
+_NO_CALLER = compile("", "<no caller>", "exec")
 
 
 def _caller_info(code: CodeType) -> tuple[CodeType, str, str]:
     """(code, actor, fn_name) of `n()`'s caller: its top-level package and qualified name."""
-    module = _getframe(2).f_globals.get("__name__", "main")
+    try:
+        module = _getframe(2).f_globals.get("__name__", "main")
+    except ValueError:  # no Python caller
+        module = "main"
     if len(_callers) >= _CALLER_CACHE_CAP:
         _callers.clear()
     actor = module.partition(".")[0].strip("_") or "main"
@@ -63,9 +76,11 @@ def n(
 ) -> NarrationEvent | None:
     """Narrate: `n("spawn", "Spawning worker on GPU {}", gpu)`.
 
-    The event carries the current context's job id, correlation id and trace ids; its actor is
-    the context's actor or the caller's top-level package. Returns the event, or None when its
-    level is below the configured threshold.
+    With `args` or `fields`, `message` is a safe template: `{}`/`{0}` take the args, `{name}`
+    the fields (which stay fields); see `narration.template`. The event carries the current
+    context's job id, correlation id and trace ids; its actor is the context's actor or the
+    caller's top-level package. Returns the event, or None when its level is below the
+    configured threshold. Raises only TypeError, for a non-str action or message.
     """
     if level is _INFO:
         if dispatcher.min_rank > _INFO_RANK:
@@ -78,13 +93,25 @@ def n(
     if type(action) is not str or type(message) is not str:
         action, message = _check_types(action, message)
     ctx = _context()
-    code = _getframe(1).f_code
+    try:
+        code = _getframe(1).f_code
+    except ValueError:  # called straight from C with no Python caller (e.g. an atexit hook)
+        code = _NO_CALLER
     info = _callers.get(id(code)) or _caller_info(code)
     if args:
-        try:
-            message = message.format(*args)
-        except Exception as exc:
-            fields["format_error"] = f"{type(exc).__name__}: {exc}"
+        try:  # a template checked safe and positional-only: its bound format and its arity
+            fmt, arity = _positional_templates[message]
+        except KeyError:
+            arity = -1
+        if arity == len(args):
+            try:
+                message = fmt(*args)
+            except Exception as exc:
+                fields["format_error"] = format_error(exc)
+        else:
+            message = format_template(message, args, fields)
+    elif fields and "{" in message:  # a template only if the caller gave fields
+        message = format_template(message, args, fields)
     if not (message.isprintable() and len(message) <= MAX_MESSAGE_CHARS):
         message = clean_text(message)
     if action not in _valid_actions:
@@ -95,7 +122,7 @@ def n(
         fields = {**ctx.fields, **fields}
     job_id = ctx.job_id
     event = NarrationEvent(
-        ts=((_time() * 1e6 + _ROUND) - _ROUND) / 1e6,  # Unix seconds, rounded to microseconds
+        ts=((_time() * 1e6 + _ROUND) - _ROUND) / 1e6,  # events.timestamp(), inlined
         level=member,
         actor=ctx.actor or info[1],
         action=action,
@@ -109,28 +136,29 @@ def n(
     )
     if target is not None or cute is not None or story is not None:
         event = _with_variants(event, target, cute, story)
-    # Dispatch, inlined (this is the hottest line of the library): job log, then sinks.
+    # `dispatcher.deliver`, inlined (the hottest lines of the library): job log, sinks, taps.
     if job_id is not None:
         route = _routes.get(job_id)
         if route is None:
             dispatcher.unrouted += 1
         else:
             route(event)
+    elif _routes and ctx is _EMPTY and _get_ident() != _lost.main_ident:
+        _lost.note()  # jobs run here, yet a worker thread has no context: a plain thread?
     if dispatcher.sinks:
         dispatcher.to_sinks(event)
-    if ctx.taps:
-        for tap in ctx.taps:
-            tap.on_event(event)
+    if dispatcher.taps:
+        dispatcher.to_taps(event)
     return event
 
 
 narrate = n
 
 
-def set_context_source(source: Callable[[], NarrationContext]) -> None:
-    """Make `n()` read its context from `source` (default: the narration ContextVar)."""
+def set_context_source(source: Callable[[], NarrationContext] | None) -> None:
+    """Make `n()` read its context from `source`; None puts back the narration ContextVar."""
     global _context
-    _context = source
+    _context = _current.get if source is None else source
 
 
 def relay(event: NarrationEvent, origin: str | None = None) -> NarrationEvent:
@@ -150,30 +178,48 @@ def relay(event: NarrationEvent, origin: str | None = None) -> NarrationEvent:
         span_id=event.span_id or ctx.span_id,
         origin=event.origin or origin,
     )
-    dispatcher.dispatch(event)
-    for tap in ctx.taps:
-        tap.on_event(event)
+    dispatcher.deliver(event)
     return event
 
 
 def _with_variants(
-    event: NarrationEvent, target: str | None, cute: str | None, story: str | None
+    event: NarrationEvent, target: object, cute: object, story: object
 ) -> NarrationEvent:
-    """`event` with its target and its cute/story texts (cleaned like the message)."""
+    """`event` with its target and its cute/story texts (cleaned like the message).
+
+    A value that is not a str is converted with str(); when that raises, a marked placeholder
+    takes its place and `fields["invalid_<name>"]` says why.
+    """
+    flags: dict[str, str] = {}
+    texts = [
+        None if value is None else _variant_text(value, name, flags)
+        for name, value in (("target", target), ("cute", cute), ("story", story))
+    ]
+    fields = {**(event.fields or {}), **flags} if flags else event.fields
     return msgspec.structs.replace(
         event,
-        target=None if target is None else clean_action(str(target))[0],
-        cute=None if cute is None else clean_text(str(cute)),
-        story=None if story is None else clean_text(str(story)),
+        target=None if texts[0] is None else clean_action(texts[0])[0],
+        cute=None if texts[1] is None else clean_text(texts[1]),
+        story=None if texts[2] is None else clean_text(texts[2]),
+        fields=fields,
     )
+
+
+def _variant_text(value: object, name: str, flags: dict[str, str]) -> str:
+    if type(value) is str:
+        return value
+    text, error = safe_str(value)
+    if error is not None:
+        flags[f"invalid_{name}"] = error
+    return text
 
 
 def _parse_level(level: object, fields: dict[str, Any]) -> tuple[Level, int]:
     """`level` (a name, any case) as a Level and its rank; an unknown one is INFO, flagged."""
     try:
         member = Level.parse(level)  # type: ignore[arg-type]
-    except (ValueError, TypeError):
-        fields["invalid_level"] = repr(level)[:64]
+    except Exception:  # unknown, or an object whose __str__ raises
+        fields[INVALID_LEVEL] = safe_repr(level)[:64]
         member = _INFO
     return member, LEVEL_RANK[member]
 
@@ -184,4 +230,4 @@ def _check_types(action: object, message: object) -> tuple[str, str]:
         raise TypeError(f"narration action must be str, not {type(action).__name__}")
     if not isinstance(message, str):
         raise TypeError(f"narration message must be str, not {type(message).__name__}")
-    return str(action), str(message)
+    return str.__str__(action), str.__str__(message)  # a subclass's own __str__ is not run

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import msgspec
 
 from .events import LEVEL_RANK, Level
-from .frames import parse_frame, split_frames
+from .frames import NARRATION, parse_frame, split_frames
 
 __all__ = ["FILTER_PARAMS", "EventFilter"]
 
@@ -92,7 +92,7 @@ class EventFilter:
         kept: list[bytes] = []
         for raw in split_frames(pieces):
             frame = parse_frame(raw)
-            if frame is None or frame.event != b"narration" or self.matches(frame.data):
+            if frame is None or frame.event != NARRATION or self.matches(frame.data):
                 kept.append(raw)
         return kept
 

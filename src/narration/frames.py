@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from .wire import TERMINAL_EVENTS, event_frame_from_json
+from .protocol import EVENT_GAP, EVENT_NARRATION, TERMINAL_EVENTS
+from .wire import event_frame_from_json
 
 __all__ = [
+    "GAP",
+    "NARRATION",
     "TERMINAL_NAMES",
     "Frame",
     "frame_to_line",
@@ -24,6 +27,9 @@ __all__ = [
 ]
 
 TERMINAL_NAMES = frozenset(name.encode() for name in TERMINAL_EVENTS.values())
+NARRATION = EVENT_NARRATION.encode()
+GAP = EVENT_GAP.encode()
+_GAP_LINE = b'{"event":"%s",' % GAP
 
 
 class Frame:
@@ -68,10 +74,10 @@ def parse_frame(raw: bytes) -> Frame | None:
 
 def frame_to_line(frame: Frame) -> bytes:
     """The NDJSON line (with its newline) of a parsed frame."""
-    if frame.event == b"narration":
+    if frame.event == NARRATION:
         return frame.data + b"\n"
-    if frame.event == b"gap":
-        return b'{"event":"gap",' + frame.data[1:] + b"\n"
+    if frame.event == GAP:
+        return _GAP_LINE + frame.data[1:] + b"\n"
     return b'{"id":%d,"event":"%s",%s\n' % (frame.id or 0, frame.event, frame.data[1:])
 
 
@@ -79,8 +85,8 @@ def line_to_frame(line: bytes) -> tuple[str, int, bytes]:
     """(kind, id, SSE frame) of an NDJSON line: kind `event`, `terminal`, or `gap` (id: its
     next id; no frame). ValueError for a line this module did not write."""
     line = line.rstrip(b"\n")
-    if line.startswith(b'{"event":"gap",'):
-        data = b"{" + line[len(b'{"event":"gap",') :]
+    if line.startswith(_GAP_LINE):
+        data = b"{" + line[len(_GAP_LINE) :]
         next_id = int(data.rsplit(b'"next_id":', 1)[1].rstrip(b"}"))
         return "gap", next_id, b""  # a reader's gaps are made afresh from the ids it skips
     if not line.startswith(b'{"id":'):

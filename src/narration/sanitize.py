@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_MESSAGE_CHARS", "VALID_ACTIONS", "clean_action", "clean_text"]
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "VALID_ACTIONS",
+    "clean_action",
+    "clean_text",
+    "describe_error",
+    "safe_repr",
+    "safe_str",
+]
 
 MAX_MESSAGE_CHARS = 8 * 1024
 _ACTION_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -38,3 +46,28 @@ def clean_action(action: str) -> tuple[str, bool]:
         return action, False
     fixed = _ACTION_BAD_CHARS.sub("_", action.encode("ascii", "replace").decode("ascii"))
     return (fixed.strip("_")[:64] or "invalid"), True
+
+
+def safe_str(value: object) -> tuple[str, str | None]:
+    """`str(value)`, or `<unprintable T>` and the error when its `__str__` raises."""
+    try:
+        text = str(value)
+    except Exception as exc:
+        return f"<unprintable {type(value).__name__}>", describe_error(exc)
+    return str.__str__(text), None
+
+
+def safe_repr(value: object) -> str:
+    """`repr(value)`, or `<unrepresentable T>` when its `__repr__` raises."""
+    try:
+        return str.__str__(repr(value))
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message` of an exception, even one whose own `__str__` raises."""
+    try:
+        return clean_text(f"{type(exc).__name__}: {exc}", 512)
+    except Exception:
+        return type(exc).__name__

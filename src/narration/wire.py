@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from .events import NarrationEvent, encode_event
+from .protocol import EVENT_GAP, EVENT_NARRATION, TERMINAL_EVENTS
 from .redact import redact_event
 
 __all__ = [
@@ -19,25 +20,25 @@ __all__ = [
 ]
 
 RETRY_FRAME = b"retry: 2000\n\n"
+_NARRATION = EVENT_NARRATION.encode()
+_GAP = EVENT_GAP.encode()
 KEEPALIVE_FRAME = b": keepalive\n\n"
-# The final state of a job -> the SSE event name that ends its stream.
-TERMINAL_EVENTS = {"completed": "done", "failed": "error", "cancelled": "cancelled"}
 
 
 def event_frame(event_id: int, event: NarrationEvent) -> bytes:
     """`id: N / event: narration / data: {json}` for one event, its secrets redacted."""
     data = encode_event(redact_event(event), event_id)
-    return b"id: %d\nevent: narration\ndata: %s\n\n" % (event_id, data)
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, _NARRATION, data)
 
 
 def event_frame_from_json(event_id: int, data: bytes) -> bytes:
     """The same frame from an event's JSON already numbered `event_id` (Redis entries)."""
-    return b"id: %d\nevent: narration\ndata: %s\n\n" % (event_id, data)
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, _NARRATION, data)
 
 
 def gap_frame(missed: int, next_id: int) -> bytes:
     """`event: gap` (no id line): `missed` events were dropped by retention before this reader."""
-    return b'event: gap\ndata: {"missed":%d,"next_id":%d}\n\n' % (missed, next_id)
+    return b'event: %s\ndata: {"missed":%d,"next_id":%d}\n\n' % (_GAP, missed, next_id)
 
 
 def terminal_data(job_id: str, state: str, error: str | None) -> bytes:

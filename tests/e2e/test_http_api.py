@@ -1,4 +1,4 @@
-"""The HTTP contract of DESIGN.md section 4: every status code and JSON error body."""
+"""The HTTP contract of docs/ARCHITECTURE.md section 4: every status code and JSON error body."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from narration import Level, NarrationContext, NarrationEvent, narration_context
-from narration.propagation import ProcessCapture, ProcessFailed, parse_traceparent
+from narration.propagation import ProcessCapture, ProcessFailedError, parse_traceparent
 from narration.propagation.capture import MAX_LINE_BYTES
 from narration.sanitize import MAX_MESSAGE_CHARS
 from narration.testing import CapturedEvents, capture
@@ -90,6 +90,26 @@ def main(mode):
     elif mode == "grandchild":
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         n("spawned", "Left a grandchild holding stdout")
+    elif mode == "interleave":
+        for i in range(200):
+            print(f"line {i}")
+            n("tick", "tick {}", i)
+        sys.stdout.buffer.write(b"raw bytes line\\n")
+        n("tick", "after the raw line")
+    elif mode == "partial":
+        print("half a line", end="")
+        n("mid", "narrated mid-line")
+        print(" and the rest")
+    elif mode == "fork":
+        n("before", "before the fork")
+        pid = os.fork()
+        if pid == 0:
+            n("in_child", "narrated in the forked child")
+            print("printed in the forked child")
+            sys.stdout.flush()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        n("after", "after the fork")
     elif mode == "env":
         print(os.environ.get("TRACEPARENT"))
         print(os.environ.get("NARRATION_OUTPUT"))
@@ -185,13 +205,62 @@ async def test_no_line_is_lost_at_exit(worker: list[str]) -> None:
     assert lines == [*(f"line {i}" for i in range(999)), "the very last line"]
 
 
+async def test_prints_and_events_arrive_in_the_order_the_child_made_them(
+    worker: list[str],
+) -> None:
+    """The JSONL sink writes on its own thread; print() shares its queue, so no swaps."""
+    code, events, _ = await _run([*worker, "interleave"])
+    assert code == 0
+    expected = [
+        ("stdout", f"line {i}") if j == 0 else ("tick", f"tick {i}")
+        for i in range(200)
+        for j in (0, 1)
+    ]
+    expected += [("stdout", "raw bytes line"), ("tick", "after the raw line")]
+    assert [(e.action, e.human) for e in events] == expected
+
+
+async def test_an_event_narrated_mid_line_keeps_both_whole(worker: list[str]) -> None:
+    code, events, _ = await _run([*worker, "partial"])
+    assert code == 0
+    assert [(e.action, e.human) for e in events] == [
+        ("stdout", "half a line"),
+        ("mid", "narrated mid-line"),
+        ("stdout", " and the rest"),
+    ]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+async def test_a_forked_child_narrates_through_its_own_writer_without_repeats(
+    worker: list[str],
+) -> None:
+    """Threads do not survive fork: the JSONL writer restarts in the child, queue emptied."""
+    code, events, _ = await _run([*worker, "fork"])
+    assert code == 0
+    seen = [(e.action, e.human) for e in events]
+    # "before" may still be queued in the parent at the fork: the parent writes it, whenever
+    # its writer gets to it, and the child (whose copy of the queue is emptied) does not.
+    assert sorted(seen) == sorted(
+        [
+            ("before", "before the fork"),
+            ("in_child", "narrated in the forked child"),
+            ("stdout", "printed in the forked child"),
+            ("after", "after the fork"),
+        ]
+    )
+    assert seen.index(("in_child", "narrated in the forked child")) < seen.index(
+        ("stdout", "printed in the forked child")
+    )
+    assert seen[-1] == ("after", "after the fork")
+
+
 async def test_a_failing_child_raises_with_its_exit_code_and_last_stderr_lines(
     worker: list[str],
 ) -> None:
     argv = [*worker, "fail"]
     with capture() as captured, narration_context(PARENT):
         proc = ProcessCapture(argv)
-        with pytest.raises(ProcessFailed) as failed:
+        with pytest.raises(ProcessFailedError) as failed:
             await proc.run()
     error = failed.value
     assert error.exit_code == 3 and proc.exit_code == 3
@@ -209,12 +278,12 @@ async def test_a_failing_child_raises_with_its_exit_code_and_last_stderr_lines(
 
 
 def test_process_failed_names_a_signal() -> None:
-    error = ProcessFailed(-9, [], ["/usr/bin/worker", "--x"])
+    error = ProcessFailedError(-9, [], ["/usr/bin/worker", "--x"])
     assert str(error) == "worker was killed by SIGKILL (exit code -9) (no stderr output)"
 
 
 async def test_stderr_tail_length_is_configurable(worker: list[str]) -> None:
-    with capture(), narration_context(PARENT), pytest.raises(ProcessFailed) as failed:
+    with capture(), narration_context(PARENT), pytest.raises(ProcessFailedError) as failed:
         await ProcessCapture([*worker, "fail"], stderr_tail=2).run()
     assert failed.value.stderr_tail == ["error line 28", "error line 29"]
 

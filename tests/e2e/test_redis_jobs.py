@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from narration import n, narration_context
+from narration.jobs import JobFinishedError
 from narration.operations import Operation
 from narration.testing import NarrationTestHarness
 from stream_helpers import emit, read_stream
@@ -73,7 +74,7 @@ async def test_every_reader_gets_exactly_one_terminal(harness: NarrationTestHarn
     readers = [asyncio.create_task(read_stream(harness.http, job_id)) for _ in range(4)]
     emit(harness, job_id, 50)
     await harness.fail_job(job_id, "boom")
-    with pytest.raises(RuntimeError, match="already failed"):
+    with pytest.raises(JobFinishedError, match="already failed"):
         await harness.complete_job(job_id)
     for status, frames in await asyncio.gather(*readers):
         assert status == 200

@@ -165,7 +165,7 @@ async def test_hive_list_and_unknown_hive(services: MultiServiceHarness) -> None
     operation = Operation.infer("nowhere", "tinyllama", PROMPT)
     events, terminal = await run_job(services.queen_url, operation)
     assert terminal.state == "failed"
-    assert terminal.error == "UnknownHive: unknown hive 'nowhere'; known hives: localhost"
+    assert terminal.error == "UnknownHiveError: unknown hive 'nowhere'; known hives: localhost"
 
 
 # --------------------------------------------------------------------------- failures
@@ -179,7 +179,7 @@ async def test_worker_exit_code_fails_the_keepers_stream(
 
     assert terminal.state == "failed"
     assert terminal.error == (
-        "HiveFailed: hive localhost: WorkerFailed: worker exited with code 1: "
+        "HiveFailedError: hive localhost: WorkerFailedError: worker exited with code 1: "
         "worker: simulated failure, exiting with code 1"
     )
     assert {event.correlation_id for event in events} == {"e2e-fail"}
@@ -204,7 +204,7 @@ async def test_hive_not_running_fails_with_hive_unreachable() -> None:
     assert terminal.state == "failed"
     assert terminal.error is not None
     assert terminal.error.startswith(
-        f"HiveUnreachable: hive unreachable: localhost at {harness.hive_url}: "
+        f"HiveUnreachableError: hive unreachable: localhost at {harness.hive_url}: "
     )
     assert elapsed < 5.0
     assert actions_of(events, "queen") == ["forward", "job_failed"]
@@ -235,7 +235,9 @@ async def test_hive_killed_mid_stream_fails_the_queen_job_within_5s(
     forwarded = [event for event in seen if event.action == "forwarded"]
     hive_job = forwarded[0].fields["hive_job"] if forwarded[0].fields else None
     assert terminal.error is not None
-    assert terminal.error.startswith(f"HiveLost: lost hive localhost while streaming {hive_job}: ")
+    assert terminal.error.startswith(
+        f"HiveLostError: lost hive localhost while streaming {hive_job}: "
+    )
     assert elapsed < 5.0
     assert (seen[-1].actor, seen[-1].action) == ("queen", "job_failed")
     assert "done" not in [event.action for event in seen]
@@ -320,7 +322,7 @@ def test_cli_submit_exits_1_with_the_error(failing_services: MultiServiceHarness
     last = result.stdout.splitlines()[-1]
     assert last.startswith("✖ error (job-")
     assert last.endswith(
-        "): HiveFailed: hive localhost: WorkerFailed: worker exited with code 1: "
+        "): HiveFailedError: hive localhost: WorkerFailedError: worker exited with code 1: "
         "worker: simulated failure, exiting with code 1"
     )
     actors = {m.group(1) for line in result.stdout.splitlines() if (m := LINE.fullmatch(line))}

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import msgspec
 import pytest
 
-from narration import Level, Mode, NarrationEvent, configure, n, narration_context
+from narration import Level, Mode, NarrationEvent, configure, flush, n, narration_context
+from narration.config import configure_from_env
 from narration.dispatch import dispatcher
 from narration.events import decode_event, encode_event
 from narration.sinks import ConsoleSink, JsonlSink, LoggingSink, NarrationHandler
-from narration.sinks.console import format_line
+from narration.sinks.console import format_line, short_id
 from narration.testing import CapturedEvents, capture
 
 
@@ -268,3 +274,191 @@ def test_jsonl_writes_one_event_per_line(narration_capture: CapturedEvents) -> N
     assert decoded == narration_capture.events
     assert decoded[0].human == "first line\nstill the first event"
     assert all(e.job_id == "job-jsonl" and e.correlation_id == "corr-jsonl" for e in decoded)
+
+
+# --- console ids -----------------------------------------------------------------------------
+
+JOB_EVENT = msgspec.structs.replace(
+    EVENT, job_id="job-d05fd48c-ae72-4e3e-82a0-cacaa103b4aa", correlation_id="c-42"
+)
+
+
+def test_console_ids_show_the_job_and_correlation_id_before_the_fields() -> None:
+    head = f"{clock(EVENT.ts)} queen    spawn          Spawning worker on GPU 0"
+    assert format_line(JOB_EVENT) == f"{head} gpu=0"
+    assert format_line(JOB_EVENT, ids=True) == f"{head} job=job-d05fd48c… corr=c-42 gpu=0"
+    no_ids = NarrationEvent(ts=EVENT.ts, level=Level.INFO, actor="queen", action="spawn", human="x")
+    assert format_line(no_ids, ids=True) == f"{clock(EVENT.ts)} queen    spawn          x"
+
+
+def test_short_ids_are_whole_up_to_24_chars() -> None:
+    assert short_id("demo-86bd4940b6f9") == "demo-86bd4940b6f9"
+    assert short_id("x" * 24) == "x" * 24
+    assert short_id("y" * 25) == "y" * 12 + "…"
+
+
+@pytest.fixture
+def console_off() -> Iterator[None]:
+    try:
+        yield
+    finally:
+        configure(console=False, ids=False)
+
+
+def narrate_two_jobs() -> None:
+    with narration_context(job_id="job-1", correlation_id="corr-a"):
+        n("step", "from job one")
+    with narration_context(job_id="job-2", correlation_id="corr-b"):
+        n("step", "from job two")
+    flush()
+
+
+def step_lines(text: str) -> list[str]:
+    return [line.split(" step ", 1)[1].strip() for line in text.splitlines() if " step " in line]
+
+
+TWO_JOBS = ["from job one job=job-1 corr=corr-a", "from job two job=job-2 corr=corr-b"]
+
+
+@pytest.mark.usefixtures("console_off")
+def test_console_ids_from_configure() -> None:
+    stream = io.StringIO()
+    configure(console=True, ids=True, stream=stream, color=False)
+    narrate_two_jobs()
+    assert step_lines(stream.getvalue()) == TWO_JOBS
+
+
+@pytest.mark.usefixtures("console_off")
+def test_console_ids_from_the_environment(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_from_env({"NARRATION_CONSOLE": "1", "NARRATION_CONSOLE_IDS": "yes"})
+    narrate_two_jobs()
+    assert step_lines(capsys.readouterr().err) == TWO_JOBS
+
+
+@pytest.mark.usefixtures("console_off")
+def test_reconfiguring_the_console_keeps_the_settings_not_given() -> None:
+    stream = io.StringIO()
+    configure(console=True, mode="cute", ids=True, stream=stream, color=False)
+    configure(level="info")  # unrelated
+    configure(color=False)  # replaces the sink: mode, ids and stream carry over
+    with narration_context(job_id="job-k"):
+        n("hello", "plain", cute="cute text")
+    flush()
+    [line] = [line for line in stream.getvalue().splitlines() if " hello " in line]
+    assert line.endswith("cute text job=job-k")
+
+
+# --- JSONL on stdout: print() output keeps its place among the events -------------------------
+
+
+@contextmanager
+def stdout_sink() -> Iterator[tuple[JsonlSink, io.BytesIO]]:
+    """A JsonlSink.for_stdout() over a private stdout (a TextIOWrapper on a BytesIO).
+
+    Set up in the test body: pytest puts its own capture back on sys.stdout between a
+    fixture's set-up and the test.
+    """
+    raw = io.BytesIO()
+    saved = sys.stdout
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(_Keep(raw)), encoding="utf-8")
+    sink = JsonlSink.for_stdout()
+    try:
+        yield sink, raw
+    finally:
+        sink.close()
+        sys.stdout = saved
+
+
+class _Keep(io.RawIOBase):
+    """A raw stream writing into a BytesIO that outlives it."""
+
+    def __init__(self, target: io.BytesIO) -> None:
+        self.target = target
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return self.target.write(bytes(data))
+
+
+def test_stdout_text_and_events_are_written_in_the_order_they_were_made() -> None:
+    with stdout_sink() as (sink, raw):
+        written = _interleave(sink)
+    assert raw.getvalue().split(b"\n") == written
+
+
+def _interleave(sink: JsonlSink) -> list[bytes]:
+    """Print and queue events in turn; the lines stdout should then hold."""
+    assert sys.stdout is not sink.stream
+    events = []
+    for i in range(3):
+        print(f"line {i}")
+        event = n("tick", "tick {}", i)
+        assert event is not None
+        events.append(event)
+        sink(event)
+    sys.stdout.buffer.write(b"raw\n")
+    print("half", end="")
+    sink(events[0])
+    print(" rest")
+    sys.stdout.flush()
+    return [
+        b"line 0",
+        encode_event(events[0]),
+        b"line 1",
+        encode_event(events[1]),
+        b"line 2",
+        encode_event(events[2]),
+        b"raw",
+        b"half",  # the event waits for no newline: it starts a line of its own
+        encode_event(events[0]),
+        b" rest",
+        b"",
+    ]
+
+
+def test_closing_gives_stdout_back_and_later_writes_go_straight_out() -> None:
+    with stdout_sink() as (sink, raw):
+        ordered = sys.stdout
+        print("queued")
+        sink.close()
+        assert sys.stdout is ordered.original  # type: ignore[attr-defined]
+        ordered.write("after close\n")  # someone who kept the old object: written at once
+        assert raw.getvalue() == b"queued\nafter close\n"
+
+
+def test_stdout_never_drops_and_a_big_write_is_out_when_it_returns() -> None:
+    """Text waits instead of dropping: a 64 KiB write is written by the caller itself."""
+    with stdout_sink() as (_, raw):
+        for i in range(5000):
+            print(f"line {i}")
+        big = "x" * (64 * 1024) + "\n"
+        sys.stdout.write(big)
+        assert raw.getvalue().endswith(big.encode())  # no flush needed
+        sys.stdout.flush()
+        lines = raw.getvalue().split(b"\n")
+    assert lines == [f"line {i}".encode() for i in range(5000)] + [big[:-1].encode(), b""]
+
+
+def test_jsonl_output_lets_go_of_a_raw_stdout_without_closing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`python -u` (or pytest's capture) gives a raw stdout: switching JSONL off must leave it
+    open and hold every line written."""
+    import io
+    import sys
+    import tempfile
+
+    from narration import configure, n
+
+    with tempfile.TemporaryFile(buffering=0) as raw:
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="utf-8"))
+        configure(output="jsonl")
+        n("raw", "One line")
+        configure(output="none")
+        gc.collect()
+        assert not raw.closed
+        raw.seek(0)
+        lines = [msgspec.json.decode(line) for line in raw.read().splitlines()]
+        assert [(line["action"], line["human"]) for line in lines] == [("raw", "One line")]

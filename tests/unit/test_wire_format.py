@@ -1,4 +1,5 @@
-"""The event JSON of DESIGN.md section 3: exact bytes, key order, omitted keys, round trip."""
+"""The event JSON of docs/ARCHITECTURE.md section 3: exact bytes, key order, omitted keys, round
+trip."""
 
 from __future__ import annotations
 

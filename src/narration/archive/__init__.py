@@ -4,10 +4,11 @@ readable through the same API after the live store forgot them (docs/ARCHIVE.md)
 from .archive import Archive, ArchivedJob
 from .fs import ArchiveFS, FsspecFS, LocalFS, open_fs
 from .log import ArchivedEventLog
-from .writer import Archiver
+from .writer import ArchiveError, Archiver
 
 __all__ = [
     "Archive",
+    "ArchiveError",
     "ArchiveFS",
     "ArchivedEventLog",
     "ArchivedJob",

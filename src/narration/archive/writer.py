@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..errors import NarrationError
 from ..frames import frame_to_line, parse_frame, split_frames
 from ..redact import drop_job_secrets
 from ..store.base import EventLog, JobRecord, Store
 from .archive import Archive, ArchivedJob
 
-__all__ = ["Archiver"]
+__all__ = ["ArchiveError", "Archiver"]
 
 logger = logging.getLogger("narration.archive")
 
@@ -30,8 +31,8 @@ SECRETS_GRACE_S = 60.0
 may still be writing its last events)."""
 
 
-class ArchiveIncomplete(RuntimeError):
-    """The live log ended without its terminal while it was being archived."""
+class ArchiveError(NarrationError):
+    """A job could not be archived (its log ended before its terminal); tried again later."""
 
 
 class Archiver:
@@ -161,7 +162,7 @@ class Archiver:
         loop = asyncio.get_running_loop()
         terminal = log.terminal_id()
         if terminal is None:
-            raise ArchiveIncomplete(f"{record.job_id} has no terminal yet")
+            raise ArchiveError(f"{record.job_id} has no terminal yet")
 
         def batches() -> Iterator[list[bytes]]:  # runs in the worker thread
             cursor = 0
@@ -178,7 +179,7 @@ class Archiver:
                 if result.done:
                     return
                 if result.cursor == cursor:
-                    raise ArchiveIncomplete(f"{record.job_id}'s log ended before its terminal")
+                    raise ArchiveError(f"{record.job_id}'s log ended before its terminal")
                 cursor = result.cursor
 
         return await asyncio.to_thread(self.archive.write, record, log.count(), terminal, batches())

@@ -39,9 +39,10 @@ CorsOption = Annotated[
 
 def _run_server(app_: Any, host: str, port: int, label: str, quiet: bool) -> None:
     """Print what runs, then serve until Ctrl-C/SIGTERM (jobs get the grace period)."""
-    from ..config import configure
+    from ..config import configure, configure_from_env
     from ..server import serve as run_server
 
+    configure_from_env()
     if not quiet:
         configure(console=True)
     console().print(f"narration {label} {__version__}", style="dim", highlight=False)

@@ -3,23 +3,23 @@ job's context."""
 
 from .registry import Handler, JobRegistry, OperationError, OperationSpec, RegistryError
 from .retry import Retry
-from .runner import Job, JobFinished, JobManager, NotAccepting, UnknownJob
-from .states import FINAL_STATES, IllegalTransition, JobState, check_transition
+from .runner import Job, JobFinishedError, JobManager, NotAcceptingError, UnknownJobError
+from .states import FINAL_STATES, IllegalTransitionError, JobState, check_transition
 
 __all__ = [
     "FINAL_STATES",
     "Handler",
-    "IllegalTransition",
+    "IllegalTransitionError",
     "Job",
-    "JobFinished",
+    "JobFinishedError",
     "JobManager",
     "JobRegistry",
     "JobState",
-    "NotAccepting",
+    "NotAcceptingError",
     "OperationError",
     "OperationSpec",
     "RegistryError",
     "Retry",
-    "UnknownJob",
+    "UnknownJobError",
     "check_transition",
 ]

@@ -33,6 +33,8 @@ from .retry import Retry
 if TYPE_CHECKING:
     from .runner import Job
 
+from ..errors import NarrationError
+
 __all__ = ["Handler", "JobRegistry", "OperationError", "OperationSpec", "RegistryError"]
 
 Handler = Callable[[Any, "Job"], Any]
@@ -45,7 +47,7 @@ MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects a JSON body may have (deeper answers `invalid_json`)."""
 
 
-class OperationError(ValueError):
+class OperationError(NarrationError, ValueError):
     """An operation could not be parsed or built.
 
     `code` is `unknown_operation`, `invalid_fields` or `invalid_json`; `errors` lists the
@@ -63,7 +65,7 @@ class OperationError(ValueError):
         return f"OperationError(code={self.code!r}, message={self.message!r})"
 
 
-class RegistryError(TypeError):
+class RegistryError(NarrationError, TypeError):
     """A registry cannot serve: a handler without a model, a model without a handler, a
     duplicate or badly formed name. Raised when the operation is registered or the server is
     built, never when a job is submitted."""

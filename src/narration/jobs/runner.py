@@ -10,9 +10,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..context import NarrationContext, _current
+from ..context import NarrationContext, attach, detach
 from ..dispatch import dispatcher
 from ..emit import n
+from ..errors import JobError
 from ..events import Level
 from ..ids import new_job_id
 from ..otel.job_spans import end_job_span, enter_job_span, exit_job_span, start_job_span
@@ -21,18 +22,18 @@ from ..store.base import EventLog, JobRecord, Store
 from .registry import JobRegistry, OperationSpec
 from .states import FINAL_STATES, JobState, check_transition
 
-__all__ = ["Job", "JobFinished", "JobManager", "NotAccepting", "UnknownJob"]
+__all__ = ["Job", "JobFinishedError", "JobManager", "NotAcceptingError", "UnknownJobError"]
 
 
-class UnknownJob(LookupError):
+class UnknownJobError(JobError, LookupError):
     """No job with this id lives here (never existed, or expired)."""
 
 
-class JobFinished(RuntimeError):
+class JobFinishedError(JobError):
     """The job already reached a final state."""
 
 
-class NotAccepting(RuntimeError):
+class NotAcceptingError(JobError):
     """The server is at capacity or shutting down."""
 
 
@@ -117,9 +118,9 @@ class JobManager:
     ) -> Job:
         """Create the job and start its handler now (not on the first stream request)."""
         if not self.accepting:
-            raise NotAccepting("the server is shutting down")
+            raise NotAcceptingError("the server is shutting down")
         if len(self.live) >= self.max_running:
-            raise NotAccepting(f"the server is at capacity ({self.max_running} running jobs)")
+            raise NotAcceptingError(f"the server is at capacity ({self.max_running} running jobs)")
         name = str(getattr(operation, "operation", ""))
         job_id = new_job_id()
         hold_job_secrets(job_id, secret_values(operation))  # masked in its events from now on
@@ -161,13 +162,13 @@ class JobManager:
         return job
 
     async def _run(self, job: Job, spec: OperationSpec) -> None:
-        token = _current.set(job.context)
+        token = attach(job.context)
         span_token = enter_job_span(job.span)
         try:
             state, error = await self._call(job, spec)
         finally:
             exit_job_span(span_token)
-            _current.reset(token)
+            detach(token)
         await self.finish(job, state, error)
 
     async def _call(self, job: Job, spec: OperationSpec) -> tuple[JobState, str | None]:
@@ -206,7 +207,7 @@ class JobManager:
             entry: dict[str, Any] = {"attempt": number, "started_at": time.time()}
             attempts.append(entry)
             await self.store.save_attempts(record)
-            token = _current.set(job.context.with_fields(attempt=number))
+            token = attach(job.context.with_fields(attempt=number))
             try:
                 await _call_handler(spec, args)
             except Exception as exc:
@@ -237,7 +238,7 @@ class JobManager:
                 entry["error"] = None
                 return
             finally:
-                _current.reset(token)
+                detach(token)
 
     async def finish(self, job: Job, state: JobState, error: str | None = None) -> None:
         """Commit the final state, then seal the log with the one terminal event."""
@@ -265,11 +266,11 @@ class JobManager:
             # Its log may still encode (readers) and sinks still write its last events.
             drop_job_secrets(record.job_id, after_s=max(self.retention_s, 60.0))
 
-    async def _final_or_unknown(self, job_id: str) -> JobFinished | UnknownJob:
+    async def _final_or_unknown(self, job_id: str) -> JobFinishedError | UnknownJobError:
         record = await self.store.get(job_id)
         if record is not None and record.state in FINAL_STATES:
-            return JobFinished(f"job {job_id} already {record.state}")
-        return UnknownJob(job_id)
+            return JobFinishedError(f"job {job_id} already {record.state}")
+        return UnknownJobError(job_id)
 
     async def complete(self, job_id: str) -> JobRecord:
         """End a held job as completed (`done`)."""
@@ -313,14 +314,14 @@ class JobManager:
         while True:
             record = await self.store.get(job_id)
             if record is None:
-                raise UnknownJob(job_id)
+                raise UnknownJobError(job_id)
             if record.state in FINAL_STATES or loop.time() >= deadline:
                 return record
             await asyncio.sleep(0.02)
 
     async def _cancel_requested(self, job_id: str) -> None:
         """Another replica asked for `job_id` to be cancelled (it runs here)."""
-        with contextlib.suppress(UnknownJob, JobFinished):
+        with contextlib.suppress(UnknownJobError, JobFinishedError):
             await self.cancel(job_id)
 
     async def shutdown(self, grace_s: float = 5.0) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["FINAL_STATES", "IllegalTransition", "JobState", "check_transition"]
+from ..errors import JobError
+
+__all__ = ["FINAL_STATES", "IllegalTransitionError", "JobState", "check_transition"]
 
 
 class JobState(StrEnum):
@@ -24,13 +26,13 @@ _ALLOWED = {
 }
 
 
-class IllegalTransition(RuntimeError):
+class IllegalTransitionError(JobError):
     """A state change the job lifecycle does not allow (for example completed -> running)."""
 
 
 def check_transition(current: str, new: str) -> JobState:
-    """`new` as a JobState if `current -> new` is allowed; IllegalTransition otherwise."""
+    """`new` as a JobState if `current -> new` is allowed; IllegalTransitionError otherwise."""
     target = JobState(new)
     if target not in _ALLOWED.get(JobState(current), set()):
-        raise IllegalTransition(f"a job cannot go from {current} to {new}")
+        raise IllegalTransitionError(f"a job cannot go from {current} to {new}")
     return target

@@ -24,7 +24,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, T
 from opentelemetry.trace.span import TraceState
 
 from .. import emit
-from ..context import NarrationContext, _current
+from ..context import NarrationContext, current_context
 from ..propagation.tracestate import parse_tracestate_members
 
 __all__ = [
@@ -144,7 +144,7 @@ def stop_following_spans() -> None:
     """Undo `follow_spans` (tests; `n()` goes back to reading narration's context only)."""
     global _following
     _following = False
-    emit.set_context_source(_current.get)
+    emit.set_context_source(None)
 
 
 _get_current = otel_context.get_current
@@ -161,7 +161,7 @@ _last: tuple[Any, Any, NarrationContext | None] = (None, None, None)
 def _context_following_spans() -> NarrationContext:
     """Narration's context, with the active OpenTelemetry span's ids when there is one."""
     global _last
-    ctx = _current.get()
+    ctx = current_context()
     if _SPAN_KEY is not None:
         span: Any = _get_current().get(_SPAN_KEY)
         if span is None:
@@ -179,7 +179,7 @@ def _context_following_spans() -> NarrationContext:
         made = ctx
     else:  # the constructor, not dataclasses.replace: this runs on every event
         made = NarrationContext(
-            ctx.job_id, ctx.correlation_id, ctx.actor, trace_id, span_id, ctx.fields, ctx.taps
+            ctx.job_id, ctx.correlation_id, ctx.actor, trace_id, span_id, ctx.fields
         )
     _last = (span_context, ctx, made)
     return made

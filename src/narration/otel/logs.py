@@ -10,6 +10,7 @@ counted and reported as one warning record), and the SDK's processor batches and
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -46,7 +47,7 @@ class OtelLogSink(QueuedSink):
         )
         super().__init__()
 
-    def _write(self, batch: list[NarrationEvent]) -> None:
+    def _write(self, batch: Sequence[NarrationEvent]) -> None:
         emit = self.logger.emit
         for event in batch:
             emit(

@@ -19,7 +19,7 @@ from .threads import ContextExecutor, Thread, wrap
 from .tracecontext import format_traceparent, new_span_id, new_trace_id, parse_traceparent
 
 if TYPE_CHECKING:
-    from .capture import ProcessCapture, ProcessFailed
+    from .capture import ProcessCapture, ProcessFailedError
     from .http import (
         NarrationMiddleware,
         async_client,
@@ -33,7 +33,7 @@ __all__ = [
     "ContextExecutor",
     "NarrationMiddleware",
     "ProcessCapture",
-    "ProcessFailed",
+    "ProcessFailedError",
     "Thread",
     "async_client",
     "async_request_hook",
@@ -51,7 +51,7 @@ __all__ = [
 
 _LAZY = {
     "ProcessCapture": "capture",
-    "ProcessFailed": "capture",
+    "ProcessFailedError": "capture",
     "NarrationMiddleware": "http",
     "async_client": "http",
     "async_request_hook": "http",

@@ -10,8 +10,8 @@ are read concurrently, line by line:
 - a line over 1 MiB is cut there (the event says how many bytes were cut), never a crash.
 
 Every line of both pipes is relayed before `run()` returns or raises; a non-zero exit raises
-`ProcessFailed` with the exit code and the last stderr lines. Cancelling `run()` stops the child
-(SIGTERM to its process group, SIGKILL after `kill_grace` seconds) and re-raises.
+`ProcessFailedError` with the exit code and the last stderr lines. Cancelling `run()` stops the
+child (SIGTERM to its process group, SIGKILL after `kill_grace` seconds) and re-raises.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -30,20 +29,21 @@ import msgspec
 
 from ..context import current_context
 from ..emit import relay
-from ..events import Level, NarrationEvent, decode_event
+from ..errors import NarrationError
+from ..events import Level, NarrationEvent, decode_event, timestamp
 from ..sanitize import MAX_MESSAGE_CHARS, clean_action, clean_text
 from .subprocess import child_env
 
-__all__ = ["MAX_LINE_BYTES", "ProcessCapture", "ProcessFailed"]
+__all__ = ["MAX_LINE_BYTES", "ProcessCapture", "ProcessFailedError"]
 
 MAX_LINE_BYTES = 1024 * 1024  # a longer line is cut here
 _CHUNK = 64 * 1024
 _STREAM_LIMIT = 256 * 1024  # asyncio's pipe buffer before it pauses reading
-_TAIL_LINE_CHARS = 1000  # per stderr line kept for ProcessFailed
+_TAIL_LINE_CHARS = 1000  # per stderr line kept for ProcessFailedError
 _POSIX = sys.platform != "win32"
 
 
-class ProcessFailed(Exception):
+class ProcessFailedError(NarrationError):
     """A child process ended with a non-zero exit code (negative: killed by that signal)."""
 
     def __init__(self, exit_code: int, stderr_tail: list[str], argv: Sequence[str]) -> None:
@@ -92,7 +92,7 @@ class ProcessCapture:
 
     `env` is the child's whole environment, by default `child_env()` taken when `run()` starts
     (the caller's context); to add variables, pass `child_env({**os.environ, "X": "1"})`. `cwd` is
-    the child's working directory; `stderr_tail` how many last stderr lines `ProcessFailed`
+    the child's working directory; `stderr_tail` how many last stderr lines `ProcessFailedError`
     carries; `origin_prefix` names the child in `origin` (default: each event's actor) and is
     the actor of its plain output lines (default: the program's file name). `kill_grace`: seconds
     between SIGTERM and SIGKILL on cancellation; `drain_timeout`: after the exit, seconds
@@ -137,7 +137,7 @@ class ProcessCapture:
     async def run(self) -> int:
         """Run the child to its end, relaying its output; return its exit code (0).
 
-        Raises `ProcessFailed` on a non-zero exit, `OSError` when it cannot be started. Once
+        Raises `ProcessFailedError` on a non-zero exit, `OSError` when it cannot be started. Once
         per instance.
         """
         if self._started:
@@ -182,7 +182,7 @@ class ProcessCapture:
         code = self.exit_code
         assert code is not None
         if code != 0:
-            raise ProcessFailed(code, list(self.stderr_lines), self.argv)
+            raise ProcessFailedError(code, list(self.stderr_lines), self.argv)
         return code
 
     async def _drain(
@@ -290,7 +290,7 @@ class ProcessCapture:
         self, text: str, action: str, level: Level, fields: dict[str, Any] | None = None
     ) -> None:
         event = NarrationEvent(
-            ts=time.time_ns() // 1000 / 1e6,
+            ts=timestamp(),
             level=level,
             actor=self._actor,
             action=action,

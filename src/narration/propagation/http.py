@@ -29,9 +29,10 @@ import httpx
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..context import NarrationContext, _current, current_context
+from ..context import NarrationContext, attach, current_context, detach
 from ..ids import new_correlation_id, valid_correlation_id
 from ..otel import bridge
+from ..protocol import CORRELATION_HEADER, PARENT_JOB_HEADER, raw_header
 from .tracecontext import (
     NEW_TRACE_FLAGS,
     bind_trace,
@@ -63,16 +64,14 @@ __all__ = [
     "sync_client",
 ]
 
-CORRELATION_HEADER = "X-Correlation-Id"
-PARENT_JOB_HEADER = "X-Parent-Job-Id"
 PARENT_JOB_STATE_KEY = "narration_parent_job_id"
 # The request's correlation id, for handlers that answer outside the middleware (a 500).
 CORRELATION_STATE_KEY = "narration_correlation_id"
 
-_CORRELATION = b"x-correlation-id"
+_CORRELATION = raw_header(CORRELATION_HEADER)
 _TRACEPARENT = b"traceparent"
 _TRACESTATE = b"tracestate"
-_PARENT_JOB = b"x-parent-job-id"
+_PARENT_JOB = raw_header(PARENT_JOB_HEADER)
 _SPAN_EXTENSION = "narration_client_span"
 
 
@@ -173,10 +172,10 @@ class NarrationMiddleware:
             request_state[PARENT_JOB_STATE_KEY] = parent_job
         # A request is not part of whatever job the server was started in: no job id. (The
         # constructor, not dataclasses.replace: this runs on every request.)
-        base = _current.get()
-        token = _current.set(
+        base = current_context()
+        token = attach(
             NarrationContext(
-                None, correlation, base.actor, trace.trace_id, trace.span_id, base.fields, base.taps
+                None, correlation, base.actor, trace.trace_id, trace.span_id, base.fields
             )
         )
         trace_token = bind_trace(trace.trace_id, trace.flags, trace.state)
@@ -198,7 +197,7 @@ class NarrationMiddleware:
             if span is not None:
                 span.end()
             unbind_trace(trace_token)
-            _current.reset(token)
+            detach(token)
 
 
 def _echo_correlation(send: Send, correlation_id: str, span: Span | None = None) -> Send:

@@ -5,20 +5,18 @@ The parent builds the child's environment with `child_env()`; the child calls
 the parent's job id, correlation id and trace id, and goes to stdout as one JSON event per line,
 which `ProcessCapture` in the parent turns back into events of the parent's job.
 
-Variables (DESIGN.md section 5): `NARRATION_JOB_ID`, `NARRATION_CORRELATION_ID`, `TRACEPARENT`,
-`TRACESTATE`, `NARRATION_OUTPUT=jsonl`.
+Variables (docs/ARCHITECTURE.md section 5): `NARRATION_JOB_ID`, `NARRATION_CORRELATION_ID`,
+`TRACEPARENT`, `TRACESTATE`, `NARRATION_OUTPUT=jsonl`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import sys
 from collections.abc import Mapping
 
+from .. import environment
 from ..config import configure_from_env
-from ..context import NarrationContext, _current, current_context
+from ..context import NarrationContext, attach, current_context
 from ..ids import valid_correlation_id
 from .tracecontext import (
     bind_trace,
@@ -47,7 +45,6 @@ ENV_TRACEPARENT = "TRACEPARENT"
 ENV_TRACESTATE = "TRACESTATE"
 ENV_OUTPUT = "NARRATION_OUTPUT"
 ENV_CONSOLE = "NARRATION_CONSOLE"
-MAX_WHOLE_LINE_CHARS = 1024 * 1024
 _PROPAGATED = (ENV_JOB_ID, ENV_CORRELATION_ID, ENV_TRACEPARENT, ENV_TRACESTATE)
 
 
@@ -85,59 +82,26 @@ def init_from_env(environ: Mapping[str, str] | None = None) -> NarrationContext:
     """Set a child process up from the environment its parent gave it; return its context.
 
     Applies the `NARRATION_*` settings (with `NARRATION_OUTPUT=jsonl`, events go to stdout as
-    JSON lines, and stdout becomes line-buffered so plain prints arrive whole and in order), and
-    makes the job id, correlation id and trace ids (the span named by `TRACEPARENT`) the
-    context of the calling thread: call it at module level or first thing in `main()`, and
+    JSON lines, and `print()` output shares their queue, so both arrive in the order they were
+    made), and makes the job id, correlation id and trace ids (the span named by
+    `TRACEPARENT`) the context of the calling thread: call it at module level or first thing
+    in `main()`, and
     everything after it (tasks, `asyncio.run`, `narration.propagation` threads) narrates into
     the parent's job. Ids that are malformed are ignored. Events still queued are written at
     exit (by the JSONL sink).
     """
-    env = os.environ if environ is None else environ
-    if env.get(ENV_OUTPUT) == "jsonl":
-        _whole_line_stdout()  # first: the JSONL sink binds to `sys.stdout.buffer`
-    configure_from_env(dict(env))
-    job_id = valid_correlation_id(env.get(ENV_JOB_ID))
-    correlation_id = valid_correlation_id(env.get(ENV_CORRELATION_ID))
+    configure_from_env(environ)
+    job_id = valid_correlation_id(environment.get(ENV_JOB_ID, environ))
+    correlation_id = valid_correlation_id(environment.get(ENV_CORRELATION_ID, environ))
     trace_id = span_id = None
-    parsed = parse_traceparent_flags(env.get(ENV_TRACEPARENT))
+    parsed = parse_traceparent_flags(environment.get(ENV_TRACEPARENT, environ))
     if parsed is not None:
         trace_id, span_id = parsed.trace_id, parsed.span_id
-    ctx = _current.get().merged(
+    ctx = current_context().merged(
         job_id=job_id, correlation_id=correlation_id, trace_id=trace_id, span_id=span_id
     )
-    _current.set(ctx)
+    attach(ctx)  # for the rest of the process: it runs for this one job
     if parsed is not None:
-        bind_trace(parsed.trace_id, parsed.flags, clean_tracestate(env.get(ENV_TRACESTATE)))
+        state = clean_tracestate(environment.get(ENV_TRACESTATE, environ))
+        bind_trace(parsed.trace_id, parsed.flags, state)
     return ctx
-
-
-def _whole_line_stdout() -> None:
-    """Make `print()` hand whole lines to the same buffered writer the JSONL sink writes to.
-
-    The JSONL sink writes from its own thread to `sys.stdout.buffer`. A print is two writes
-    (text, then newline); unless the text layer holds them until the newline and passes the
-    line on in one write, an event can land between them. With `PYTHONUNBUFFERED=1` (common in
-    containers) `sys.stdout` even writes straight through to the raw file: then it is replaced
-    by a line-buffered one over a `BufferedWriter`, whose writes are atomic among threads.
-    """
-    stdout = sys.stdout
-    if not isinstance(stdout, io.TextIOWrapper):
-        return  # replaced by the application: leave it alone
-    try:
-        if isinstance(stdout.buffer, io.RawIOBase):
-            stdout.flush()
-            raw = io.FileIO(stdout.fileno(), "wb", closefd=False)
-            stdout = io.TextIOWrapper(
-                io.BufferedWriter(raw),
-                encoding=stdout.encoding,
-                errors=stdout.errors,
-                line_buffering=True,
-            )
-            sys.stdout = stdout
-        elif stdout.write_through or not stdout.line_buffering:
-            stdout.reconfigure(line_buffering=True, write_through=False)
-    except (ValueError, OSError):  # a detached or closed stdout
-        return
-    # A print longer than the chunk size would be passed on before its newline.
-    with contextlib.suppress(AttributeError):
-        stdout._CHUNK_SIZE = MAX_WHOLE_LINE_CHARS  # type: ignore[attr-defined]

@@ -12,9 +12,10 @@ comes from `NARRATION_*` env vars (see `ServerSettings`).
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
+from .. import environment
+from ..config import configure_from_env
 from ..jobs import JobRegistry
 from .app import create_app
 from .loading import load_object
@@ -29,14 +30,14 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default=os.environ.get("NARRATION_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("NARRATION_PORT", "7833")))
+    parser.add_argument("--host", default=environment.get("NARRATION_HOST") or "127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(environment.get("NARRATION_PORT") or 7833))
     parser.add_argument("--store", default=None, help="memory:// (default) or redis://host:port/db")
     parser.add_argument("--jobs", default=None, metavar="MODULE:ATTR", help="a JobRegistry")
     parser.add_argument(
         "--hold-unhandled",
         action="store_true",
-        default=os.environ.get("NARRATION_HOLD_UNHANDLED", "") in ("1", "true", "yes"),
+        default=(environment.get("NARRATION_HOLD_UNHANDLED") or "") in ("1", "true", "yes"),
         help="keep jobs without a handler running until cancelled (tests)",
     )
     parser.add_argument("--retention-s", type=float, default=None)
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse `argv`, build the app and serve it until SIGINT/SIGTERM."""
     args = _parser().parse_args(argv)
+    configure_from_env()
     jobs = load_object(args.jobs) if args.jobs else None
     if jobs is not None and not isinstance(jobs, JobRegistry):
         raise SystemExit(f"{args.jobs} is a {type(jobs).__name__}, not a JobRegistry")

@@ -68,6 +68,12 @@ class ServerState:
         """The archive finished jobs are read back from, if any."""
         return self.archiver.archive if self.archiver is not None else None
 
+    def starting(self) -> None:
+        """A run of the server begins (an app may be served more than once, e.g. by tests)."""
+        self._stopping = None
+        self.streams.restart()
+        self.jobs.accepting = True
+
     def begin_shutdown(self) -> asyncio.Task[None]:
         """Refuse new jobs, end the running ones (after the grace period), then let open
         streams flush their terminal and close. Idempotent: one stop however often asked."""
@@ -213,6 +219,7 @@ def _lifespan(state: ServerState) -> Any:
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
+        state.starting()
         await state.store.open()
         if state.metrics is not None:
             state.metrics.start()

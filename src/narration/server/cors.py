@@ -14,20 +14,28 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 
+from ..protocol import (
+    CORRELATION_HEADER,
+    LAST_EVENT_ID_HEADER,
+    PARENT_JOB_HEADER,
+    TRACEPARENT_HEADER,
+    TRACESTATE_HEADER,
+)
+
 __all__ = ["ALLOWED_HEADERS", "EXPOSED_HEADERS", "checked_origins", "install_cors"]
 
 ALLOWED_HEADERS = (
     "Authorization",
     "Content-Type",
-    "Last-Event-ID",
-    "X-Correlation-Id",
-    "X-Parent-Job-Id",
-    "traceparent",
-    "tracestate",
+    LAST_EVENT_ID_HEADER,
+    CORRELATION_HEADER,
+    PARENT_JOB_HEADER,
+    TRACEPARENT_HEADER,
+    TRACESTATE_HEADER,
 )
 """Request headers a cross-origin page may send (beyond the CORS-safelisted ones)."""
 
-EXPOSED_HEADERS = ("Location", "Retry-After", "X-Correlation-Id")
+EXPOSED_HEADERS = ("Location", "Retry-After", CORRELATION_HEADER)
 """Response headers a cross-origin page may read."""
 
 

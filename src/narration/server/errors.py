@@ -8,9 +8,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ..errors import NarrationError
 from ..ids import is_job_id
-from ..propagation.http import CORRELATION_HEADER, CORRELATION_STATE_KEY
-from ..store.base import StoreUnavailable
+from ..propagation.http import CORRELATION_STATE_KEY
+from ..protocol import CORRELATION_HEADER
+from ..store.base import StoreUnavailableError
 
 __all__ = [
     "ApiError",
@@ -34,7 +36,7 @@ _CODES = {
 }
 
 
-class ApiError(Exception):
+class ApiError(NarrationError):
     """An error answered as JSON with `status`, a stable `code` and a readable `message`."""
 
     def __init__(
@@ -67,7 +69,7 @@ def unknown_job(job_id: str) -> ApiError:
 
 
 def store_unavailable(exc: Exception, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The 503 for a store outage (`StoreUnavailable`), asking the client to retry."""
+    """The 503 for a store outage (`StoreUnavailableError`), asking the client to retry."""
     return error_response(
         503, "store_unavailable", str(exc), {**(headers or {}), "Retry-After": "1"}
     )
@@ -112,7 +114,7 @@ def install_error_handlers(app: Any) -> None:
     from fastapi.exceptions import RequestValidationError
 
     app.add_exception_handler(Exception, _internal_error)
-    app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

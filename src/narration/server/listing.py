@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..ids import valid_correlation_id
 from ..jobs import JobState
-from ..store.base import StoreUnavailable
+from ..store.base import StoreUnavailableError
 from ..store.query import JobPage, JobQuery, decode_cursor, encode_cursor, merge_pages
 from .errors import ApiError
 
@@ -93,7 +93,7 @@ async def list_page(state: ServerState, query: JobQuery) -> tuple[list[dict[str,
         try:
             pages.append(await asyncio.to_thread(state.archive.query, query))
         except OSError as exc:
-            raise StoreUnavailable(f"the archive cannot be read: {exc}") from exc
+            raise StoreUnavailableError(f"the archive cannot be read: {exc}") from exc
     page: JobPage = merge_pages(pages, query.limit)
     summaries: list[dict[str, Any]] = []
     for record in page.records:

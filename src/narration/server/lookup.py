@@ -6,7 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ..archive import ArchivedEventLog, ArchivedJob
-from ..store.base import EventLog, StoreUnavailable
+from ..store.base import EventLog, StoreUnavailableError
 
 if TYPE_CHECKING:
     from .app import ServerState
@@ -36,10 +36,10 @@ async def find_summary(state: ServerState, job_id: str) -> dict[str, Any] | None
 
 
 async def archived(state: ServerState, job_id: str) -> ArchivedJob | None:
-    """The job from the archive (a 503 `StoreUnavailable` when it cannot be read)."""
+    """The job from the archive (a 503 `StoreUnavailableError` when it cannot be read)."""
     if state.archive is None:
         return None
     try:
         return await asyncio.to_thread(state.archive.get, job_id)
     except (OSError, ValueError) as exc:
-        raise StoreUnavailable(f"the archive cannot be read: {exc}") from exc
+        raise StoreUnavailableError(f"the archive cannot be read: {exc}") from exc

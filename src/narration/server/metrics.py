@@ -31,6 +31,8 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..protocol import EVENT_GAP
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -41,7 +43,7 @@ __all__ = ["ServerMetrics", "install_metrics"]
 
 SYNC_EVERY_S = 1.0
 _TS = re.compile(rb'"ts":([0-9.eE+-]+)')
-_GAP = b"event: gap"
+_GAP = b"event: " + EVENT_GAP.encode()
 _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600, float("inf"))
 _LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, float("inf"))
 

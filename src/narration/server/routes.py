@@ -16,8 +16,9 @@ from starlette.responses import JSONResponse, Response
 from .. import __version__
 from ..context import current_context
 from ..ids import is_job_id, new_correlation_id, valid_correlation_id
-from ..jobs import JobFinished, NotAccepting, OperationError, UnknownJob
+from ..jobs import JobFinishedError, NotAcceptingError, OperationError, UnknownJobError
 from ..jobs.registry import load_json
+from ..protocol import CORRELATION_HEADER, PARENT_JOB_HEADER
 from .download import add_download_route
 from .errors import ApiError, checked_job_id, unknown_job
 from .listing import list_page, parse_query
@@ -49,10 +50,10 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
         ctx = current_context()
         correlation_id = (
             ctx.correlation_id
-            or valid_correlation_id(request.headers.get("x-correlation-id"))
+            or valid_correlation_id(request.headers.get(CORRELATION_HEADER))
             or new_correlation_id()
         )
-        parent = request.headers.get("x-parent-job-id")
+        parent = request.headers.get(PARENT_JOB_HEADER)
         try:
             job = await jobs.submit(
                 operation,
@@ -61,7 +62,7 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
                 trace_id=ctx.trace_id,
                 span_id=ctx.span_id,
             )
-        except NotAccepting as exc:
+        except NotAcceptingError as exc:
             raise ApiError(503, "unavailable", str(exc), {"Retry-After": "1"}) from None
         job_id = job.job_id
         root = request.scope.get("root_path", "").rstrip("/")
@@ -71,7 +72,7 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
             "correlation_id": correlation_id,
             "state": job.record.state,
         }
-        headers = {"Location": f"{root}/v1/jobs/{job_id}", "X-Correlation-Id": correlation_id}
+        headers = {"Location": f"{root}/v1/jobs/{job_id}", CORRELATION_HEADER: correlation_id}
         return JSONResponse(body_out, status_code=201, headers=headers)
 
     @app.get("/v1/jobs", summary="List jobs, newest first", operation_id="list_jobs")
@@ -108,9 +109,9 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
     async def cancel_job(job_id: str) -> Response:
         try:
             record = await jobs.cancel(checked_job_id(job_id))
-        except UnknownJob:
+        except UnknownJobError:
             raise unknown_job(job_id) from None
-        except JobFinished as exc:
+        except JobFinishedError as exc:
             raise ApiError(409, "job_finished", str(exc)) from None
         return JSONResponse({"job_id": record.job_id, "state": record.state})
 

@@ -1,10 +1,13 @@
-"""Server settings: defaults from DESIGN.md section 4, overridable by `NARRATION_*` env vars."""
+"""Server settings: the defaults of docs/ARCHITECTURE.md section 4, overridable by `NARRATION_*`
+environment variables."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from .. import environment
 
 __all__ = ["ServerSettings", "split_list"]
 
@@ -31,13 +34,12 @@ class ServerSettings:
     archive_max_bytes: int = 1024 * 1024 * 1024
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServerSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerSettings:
         """Defaults, then `NARRATION_*` env values, then `overrides` (None means "not given")."""
-        env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for spec in fields(cls):
-            raw = env.get(f"NARRATION_{spec.name.upper()}")
-            if raw is None or raw == "":
+            raw = environment.get(f"NARRATION_{spec.name.upper()}", environ)
+            if raw is None:
                 continue
             values[spec.name] = _convert(spec.name, str(spec.type), raw)
         settings = replace(cls(), **values)

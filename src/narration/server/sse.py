@@ -33,6 +33,14 @@ class StreamRegistry:
         # Called with each batch of frames sent (metrics: gaps, delivery lag); must not raise.
         self.on_frames: Callable[[list[bytes]], None] | None = None
 
+    def restart(self) -> None:
+        """Ready for a new run of the server (its event loop may be a new one): no stream open,
+        not closing."""
+        self.open = 0
+        self.closing = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self.followed.clear()
+
     async def _count(self, delta: int, job_id: str = "") -> None:
         async with self._changed:
             self.open += delta

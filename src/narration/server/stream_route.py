@@ -16,8 +16,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..filters import EventFilter
 from ..ids import new_correlation_id, valid_correlation_id
-from ..propagation.http import CORRELATION_HEADER, CORRELATION_STATE_KEY
-from ..store.base import StoreUnavailable
+from ..propagation.http import CORRELATION_STATE_KEY
+from ..protocol import CORRELATION_HEADER, LAST_EVENT_ID_HEADER, raw_header
+from ..store.base import StoreUnavailableError
 from .errors import ApiError, checked_job_id, error_response, store_unavailable, unknown_job
 from .lookup import find_log
 from .sse import EventStreamResponse, parse_cursor
@@ -29,6 +30,8 @@ __all__ = ["STREAM_PATH", "StreamRoute"]
 
 _PREFIX, _SUFFIX = "/v1/jobs/", "/stream"
 STREAM_PATH = _PREFIX + "{job_id}" + _SUFFIX
+_LAST_EVENT_ID = raw_header(LAST_EVENT_ID_HEADER)
+_CORRELATION = raw_header(CORRELATION_HEADER)
 
 
 class StreamRoute:
@@ -52,9 +55,9 @@ class StreamRoute:
         last_event_id: str | None = None
         correlation: str | None = None
         for name, value in scope["headers"]:
-            if name == b"last-event-id":
+            if name == _LAST_EVENT_ID:
                 last_event_id = value.decode("latin-1")
-            elif name == b"x-correlation-id":
+            elif name == _CORRELATION:
                 correlation = value.decode("latin-1")
         known = scope.get("state", {}).get(CORRELATION_STATE_KEY)  # set by an outer layer
         correlation = known or valid_correlation_id(correlation) or new_correlation_id()
@@ -65,7 +68,7 @@ class StreamRoute:
             response = error_response(
                 exc.status, exc.code, exc.message, {**echo, **(exc.headers or {})}
             )
-        except StoreUnavailable as exc:
+        except StoreUnavailableError as exc:
             response = store_unavailable(exc, echo)
         await response(scope, receive, send)
 

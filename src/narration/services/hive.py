@@ -28,18 +28,19 @@ from fastapi import FastAPI
 
 from ..emit import n
 from ..jobs import Handler, Job, JobRegistry
-from ..propagation import ProcessCapture, ProcessFailed, child_env
+from ..propagation import ProcessCapture, ProcessFailedError, child_env
 from ..server import create_app
+from .errors import ServiceError
 from .operations import HiveCheck, Infer, WorkerList, WorkerSpawn
 
-__all__ = ["HiveState", "WorkerFailed", "WorkerInfo", "create_hive_app", "hive_jobs"]
+__all__ = ["HiveState", "WorkerFailedError", "WorkerInfo", "create_hive_app", "hive_jobs"]
 
 WORKER_MODULE = "narration.services.worker"
 _ARGV_PROMPT_LIMIT = 8192
 """Prompts longer than this reach the worker through a temporary file, not its argv."""
 
 
-class WorkerFailed(RuntimeError):
+class WorkerFailedError(ServiceError):
     """The worker child exited non-zero (or could not be started)."""
 
     def __init__(self, exit_code: int | None, detail: str) -> None:
@@ -205,16 +206,16 @@ async def _run_with_prompt_file(args: list[str], prompt: str) -> None:
 async def run_worker(args: Sequence[str]) -> int:
     """Run the stand-in worker with `args` in the current job; its narration joins the job.
 
-    Raises `WorkerFailed` (exit code and last stderr line) when it exits non-zero.
+    Raises `WorkerFailedError` (exit code and last stderr line) when it exits non-zero.
     """
     argv = [sys.executable, "-m", WORKER_MODULE, *args]
     capture = ProcessCapture(argv, env=child_env(), origin_prefix="worker")
     try:
         return await capture.run()
-    except ProcessFailed as exc:
-        raise WorkerFailed(exc.exit_code, _last_line(exc.stderr_tail)) from None
+    except ProcessFailedError as exc:
+        raise WorkerFailedError(exc.exit_code, _last_line(exc.stderr_tail)) from None
     except OSError as exc:
-        raise WorkerFailed(None, str(exc)) from None
+        raise WorkerFailedError(None, str(exc)) from None
 
 
 def _last_line(lines: Sequence[str]) -> str:

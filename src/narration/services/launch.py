@@ -27,16 +27,11 @@ from typing import IO
 
 import httpx
 
+from ..environment import JOB_SCOPED
+
 __all__ = ["JOB_SCOPED_ENV", "ServiceProcess", "free_port", "service_env"]
 
-JOB_SCOPED_ENV = (
-    "NARRATION_JOB_ID",
-    "NARRATION_CORRELATION_ID",
-    "NARRATION_PARENT_JOB_ID",
-    "NARRATION_OUTPUT",
-    "TRACEPARENT",
-    "TRACESTATE",
-)
+JOB_SCOPED_ENV = JOB_SCOPED
 """Variables that tie a process to one job; a long-running service must not inherit them."""
 
 

@@ -9,13 +9,13 @@ submits the same operation to the hive with the propagation headers of its job
 the hive's job and relays every event live into its own job (actor, ids and correlation kept,
 `origin` = `hive:<hive job id>#<hive event id>`), and ends like the hive's job did:
 
-| the hive                                   | the queen job                                     |
-|--------------------------------------------|---------------------------------------------------|
-| ends `done`                                | completes (`done`)                                |
-| ends `error` / `cancelled`                 | fails with the hive's error (`HiveFailed`)        |
-| refuses the connection                     | fails: "hive unreachable: ..." (`HiveUnreachable`)|
-| dies mid-stream (or falls silent > 3 s)    | fails within seconds (`HiveLost`)                 |
-| is not configured                          | fails, listing the known hives (`UnknownHive`)    |
+| the hive                                | the queen job                                         |
+|-----------------------------------------|-------------------------------------------------------|
+| ends `done`                             | completes (`done`)                                    |
+| ends `error` / `cancelled`              | fails with the hive's error (`HiveFailedError`)       |
+| refuses the connection                  | fails, "hive unreachable" (`HiveUnreachableError`)    |
+| dies mid-stream (or silent over 3 s)    | fails within seconds (`HiveLostError`)                |
+| is not configured                       | fails, listing the known hives (`UnknownHiveError`)   |
 
 Cancelling the queen job cancels the hive's job too. Events of this service have the actor
 `queen`.
@@ -38,15 +38,16 @@ from ..events import Level, NarrationEvent
 from ..jobs import Handler, Job, JobRegistry
 from ..propagation import async_client
 from ..server import create_app
+from .errors import ServiceError
 from .operations import HiveCheck, HiveGet, HiveList, Infer, Status, WorkerList, WorkerSpawn
 
 __all__ = [
     "FORWARDED_OPERATIONS",
     "HiveError",
-    "HiveFailed",
-    "HiveLost",
-    "HiveUnreachable",
-    "UnknownHive",
+    "HiveFailedError",
+    "HiveLostError",
+    "HiveUnreachableError",
+    "UnknownHiveError",
     "create_queen_app",
     "queen_jobs",
 ]
@@ -63,23 +64,23 @@ STREAM_RETRIES: Final = 1
 """Reconnects of a dropped hive stream before the hive counts as lost."""
 
 
-class HiveError(RuntimeError):
+class HiveError(ServiceError):
     """A forwarded operation did not complete on its hive."""
 
 
-class UnknownHive(HiveError):
+class UnknownHiveError(HiveError):
     """The operation names a hive this queen is not configured with."""
 
 
-class HiveUnreachable(HiveError):
+class HiveUnreachableError(HiveError):
     """The hive did not accept the connection."""
 
 
-class HiveLost(HiveError):
+class HiveLostError(HiveError):
     """The hive went away (or fell silent) while its job was streaming."""
 
 
-class HiveFailed(HiveError):
+class HiveFailedError(HiveError):
     """The hive's job ended in `error` or `cancelled`, or the hive refused the operation."""
 
 
@@ -168,7 +169,7 @@ def _hive_url(hives: Mapping[str, str], hive_id: str) -> str:
     url = hives.get(hive_id)
     if url is None:
         listing = ", ".join(sorted(hives)) or "none"
-        raise UnknownHive(f"unknown hive {hive_id!r}; known hives: {listing}")
+        raise UnknownHiveError(f"unknown hive {hive_id!r}; known hives: {listing}")
     return url
 
 
@@ -209,8 +210,10 @@ async def _run_on_hive(client: JobClient, hive_id: str, url: str, operation: Any
         submitted = await client.submit(operation)
     except JobClientError as exc:
         if exc.status_code is None:
-            raise HiveUnreachable(f"hive unreachable: {hive_id} at {url}: {exc.message}") from None
-        raise HiveFailed(f"hive {hive_id} refused {operation.name}: {exc.message}") from None
+            raise HiveUnreachableError(
+                f"hive unreachable: {hive_id} at {url}: {exc.message}"
+            ) from None
+        raise HiveFailedError(f"hive {hive_id} refused {operation.name}: {exc.message}") from None
     hive_job = submitted.job_id
     n("forwarded", "Hive {} runs it as {}", hive_id, hive_job, hive_id=hive_id, hive_job=hive_job)
     terminal: Terminal | None = None
@@ -230,19 +233,21 @@ async def _run_on_hive(client: JobClient, hive_id: str, url: str, operation: Any
             else:
                 terminal = item
     except JobClientError as exc:
-        raise HiveLost(f"lost hive {hive_id} while streaming {hive_job}: {exc.message}") from None
+        raise HiveLostError(
+            f"lost hive {hive_id} while streaming {hive_job}: {exc.message}"
+        ) from None
     except asyncio.CancelledError:
         await _cancel_quietly(client, hive_job)
         raise
     if terminal is None:  # pragma: no cover - stream() always ends with a Terminal or raises
-        raise HiveLost(f"the stream of {hive_job} on hive {hive_id} ended without an outcome")
+        raise HiveLostError(f"the stream of {hive_job} on hive {hive_id} ended without an outcome")
     if terminal.state == "completed":
         n("hive_done", "Hive {} finished {}", hive_id, operation.name, hive_job=hive_job)
         return
     reason = terminal.error or terminal.state
     if terminal.state == "cancelled":
-        raise HiveFailed(f"hive {hive_id} cancelled {hive_job}: {reason}")
-    raise HiveFailed(f"hive {hive_id}: {reason}")
+        raise HiveFailedError(f"hive {hive_id} cancelled {hive_job}: {reason}")
+    raise HiveFailedError(f"hive {hive_id}: {reason}")
 
 
 async def _cancel_quietly(client: JobClient, hive_job: str) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import narration
-from narration import Level, n, narration_context
+from narration import Level, environment, n, narration_context
 
 __all__ = ["DEFAULT_TOKEN_DELAY", "fake_tokens", "main"]
 
@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _from_env(parser: argparse.ArgumentParser, name: str, convert: Any) -> Any:
     """The env value `name` converted, None when unset; a bad value is a usage error."""
-    raw = os.environ.get(name, "").strip()
+    raw = (environment.get(name) or "").strip()
     if not raw:
         return None
     try:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from _thread import get_ident
+from collections.abc import Sequence
 from typing import Any
 
-from ..context import current_context
+from .. import lost_context
+from ..context import EMPTY, current_context
 from ..dispatch import dispatcher
-from ..events import LEVEL_RANK, Level, NarrationEvent
+from ..events import LEVEL_RANK, Level, NarrationEvent, timestamp
 from ..sanitize import clean_action, clean_text
 from ._writer import QueuedSink
 
@@ -50,6 +53,8 @@ class NarrationHandler(logging.Handler):
             return
         try:
             ctx = current_context()
+            if ctx is EMPTY and dispatcher.routes and get_ident() != lost_context.main_ident:
+                lost_context.note()  # maybe a plain thread inside a job
             message = clean_text(record.getMessage())
             action, invalid = clean_action(
                 str(getattr(record, "narration_action", record.funcName))
@@ -62,7 +67,7 @@ class NarrationHandler(logging.Handler):
             if ctx.fields:
                 fields = {**ctx.fields, **fields}
             event = NarrationEvent(
-                ts=round(record.created, 6),
+                ts=timestamp(record.created),
                 level=level,
                 actor=ctx.actor or record.name.partition(".")[0] or "root",
                 action=action,
@@ -74,9 +79,7 @@ class NarrationHandler(logging.Handler):
                 fn_name=f"{record.module}.{record.funcName}",
                 fields=fields,
             )
-            dispatcher.dispatch(event)
-            for tap in ctx.taps:
-                tap.on_event(event)
+            dispatcher.deliver(event)
         except Exception:
             self.handleError(record)
 
@@ -93,7 +96,7 @@ class LoggingSink(QueuedSink):
         self.prefix = prefix
         super().__init__()
 
-    def _write(self, batch: list[NarrationEvent]) -> None:
+    def _write(self, batch: Sequence[NarrationEvent]) -> None:
         for event in batch:
             logger = logging.getLogger(f"{self.prefix}.{event.actor}")
             levelno = _TO_LOGGING[event.level]

@@ -1,6 +1,6 @@
 """Storage backends for job records and event logs: memory (default) and Redis Streams."""
 
-from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailable
+from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailableError
 from .memory import MemoryEventLog, MemoryStore
 
 __all__ = [
@@ -11,7 +11,7 @@ __all__ = [
     "MemoryStore",
     "ReadResult",
     "Store",
-    "StoreUnavailable",
+    "StoreUnavailableError",
     "open_store",
 ]
 

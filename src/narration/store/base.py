@@ -11,15 +11,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import NarrationError
 from ..events import NarrationEvent
 
 if TYPE_CHECKING:
     from .query import JobPage, JobQuery
 
-__all__ = ["EventLog", "JobRecord", "LogLimits", "ReadResult", "Store", "StoreUnavailable"]
+__all__ = ["EventLog", "JobRecord", "LogLimits", "ReadResult", "Store", "StoreUnavailableError"]
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailableError(NarrationError):
     """The backend cannot be reached right now (answered 503: try again shortly)."""
 
 

@@ -59,7 +59,7 @@ from ..events import NarrationEvent, encode_event
 from ..redact import redact_event
 from ..wire import TERMINAL_EVENTS, event_frame_from_json, gap_frame, terminal_data
 from ._reentry import ReentrySafe
-from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailable
+from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailableError
 from .query import JobPage, JobQuery
 from .redis_query import query_jobs
 from .redis_tail import StreamTail, stream_entry_id
@@ -77,14 +77,14 @@ _P = ParamSpec("_P")
 def _unavailable_when_unreachable(
     method: Callable[_P, Coroutine[Any, Any, _T]],
 ) -> Callable[_P, Coroutine[Any, Any, _T]]:
-    """Turn "Redis cannot be reached" into `StoreUnavailable` (a 503) for the API's calls."""
+    """Turn "Redis cannot be reached" into `StoreUnavailableError` (a 503) for the API's calls."""
 
     @functools.wraps(method)
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
             return await method(*args, **kwargs)
         except _UNREACHABLE as exc:
-            raise StoreUnavailable(f"the Redis store is unreachable: {exc}") from exc
+            raise StoreUnavailableError(f"the Redis store is unreachable: {exc}") from exc
 
     return wrapper
 
@@ -537,6 +537,9 @@ class RedisStore(ReentrySafe, Store):
         self._busy = False
         self._aside: deque[tuple[RedisEventLog, NarrationEvent]] | None = None
         self._pending: deque[_Item] = deque()
+        # Events the writer has taken out of _pending for the write in progress: still not
+        # written, so /health counts them in `backlog` (a failed write puts them back).
+        self._writing = 0
         self._idle = True  # the writer waits for a kick
         self._closed = False
         self.dropped = 0
@@ -652,11 +655,13 @@ class RedisStore(ReentrySafe, Store):
                         for log, _, _ in batch:
                             log._queued -= 1
                             log.lost += 1
-                self._signal_progress()
                 if written:
+                    self._writing = 0
+                    self._signal_progress()
                     delay = 0.05
                     continue
                 with self:  # put the batch back in front; keep the buffer bounded
+                    self._writing = 0
                     self._pending.extendleft(reversed(batch))
                     self._drop_oldest()
                 self._signal_progress()
@@ -673,7 +678,9 @@ class RedisStore(ReentrySafe, Store):
             if not pending:
                 self._idle = True
                 return []
-            return [pending.popleft() for _ in range(min(len(pending), _WRITE_BATCH))]
+            batch = [pending.popleft() for _ in range(min(len(pending), _WRITE_BATCH))]
+            self._writing = len(batch)
+            return batch
 
     def _drop_all(self) -> None:
         """Count every queued event as dropped (the store is closing)."""
@@ -1080,7 +1087,7 @@ class RedisStore(ReentrySafe, Store):
                 "connected": down_since is None,
                 "down_for_s": None if down_since is None else round(time.time() - down_since, 3),
                 "error": self._last_error if down_since is not None else None,
-                "backlog": len(self._pending),
+                "backlog": len(self._pending) + self._writing,  # not written yet
                 "dropped": self.dropped,
                 "jobs_owned": len(self._leased),
                 "jobs_reaped": self.reaped,

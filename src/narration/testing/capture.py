@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
-from ..context import EventTap, _current
+from ..dispatch import dispatcher
 from ..events import NarrationEvent
 
 __all__ = ["CapturedEvents", "capture"]
 
 
-class CapturedEvents(EventTap):
+_watching: contextvars.ContextVar[tuple[CapturedEvents, ...]] = contextvars.ContextVar(
+    "narration_captures", default=()
+)
+"""The captures whose `with` block the current code runs in (tasks and wrapped threads
+inherit it, as they inherit the narration context)."""
+
+
+class CapturedEvents:
     """The events seen by one `capture()` block, in emit order, with assertion helpers."""
 
     def __init__(self) -> None:
@@ -23,9 +31,11 @@ class CapturedEvents(EventTap):
         self._changed = threading.Condition(self._lock)
 
     def on_event(self, event: NarrationEvent) -> None:
-        with self._lock:
-            self._events.append(event)
-            self._changed.notify_all()
+        """A dispatcher tap: keep `event` if it was emitted inside this capture's block."""
+        if self in _watching.get():
+            with self._lock:
+                self._events.append(event)
+                self._changed.notify_all()
 
     @property
     def events(self) -> list[NarrationEvent]:
@@ -81,11 +91,29 @@ def _field(event: NarrationEvent, name: str) -> Any:
 
 @contextmanager
 def capture() -> Iterator[CapturedEvents]:
-    """Capture the events emitted in this context (and in tasks/threads that inherit it)."""
+    """Capture the events emitted in this context (and in tasks/threads that inherit it).
+
+    A dispatcher tap (the public extension point for in-process observers) that keeps only
+    the events emitted inside this block's context, so captures of concurrent tests do not
+    see each other's events; it goes away with the captured events object.
+    """
     captured = CapturedEvents()
-    ctx = _current.get()
-    token = _current.set(replace(ctx, taps=(*ctx.taps, captured)))
+    token = _watching.set((*_watching.get(), captured))
+    _tap_while_alive(captured)
     try:
         yield captured
     finally:
-        _current.reset(token)
+        _watching.reset(token)
+
+
+def _tap_while_alive(captured: CapturedEvents) -> None:
+    """Tap the dispatcher for `captured` for as long as it is referenced: a task started in
+    the block may still narrate after the block ended, into the context it copied."""
+    ref = weakref.ref(captured, lambda _: dispatcher.remove_tap(tap))
+
+    def tap(event: NarrationEvent) -> None:
+        target = ref()
+        if target is not None:
+            target.on_event(event)
+
+    dispatcher.add_tap(tap)

@@ -15,6 +15,7 @@ from ..client import Gap, JobClient, Terminal, operation_body
 from ..context import NarrationContext
 from ..events import NarrationEvent
 from ..jobs import JobRegistry
+from ..protocol import CORRELATION_HEADER
 from ..server import NarrationServer, ServerState, create_app, make_server
 from ..server.app import server_states
 
@@ -204,7 +205,7 @@ class NarrationTestHarness:
     ) -> str:
         """POST the operation over HTTP (as `JobClient.submit` takes it); the new job's id."""
         body = operation_body(operation, fields)
-        headers = {"X-Correlation-Id": correlation_id} if correlation_id else {}
+        headers = {CORRELATION_HEADER: correlation_id} if correlation_id else {}
         response = await self.http.post("/v1/jobs", json=body, headers=headers)
         if response.status_code != 201:
             raise AssertionError(f"submit failed: {response.status_code} {response.text}")
