@@ -9,7 +9,7 @@ import logging
 
 from pydantic import BaseModel, SecretStr
 
-from narration import n, narration_context
+from narration import NarrationEvent, configure, flush, n, narration_context
 from narration.jobs import Job, JobRegistry
 from narration.sinks.console import ConsoleSink
 from narration.sinks.jsonl import JsonlSink
@@ -96,6 +96,20 @@ def test_console_jsonl_and_logging_outputs_are_redacted() -> None:
     )
     assert len(records) == 1
     assert_clean(records[0].getMessage() + repr(records[0].__dict__))
+
+
+def test_your_sinks_get_redacted_events() -> None:
+    seen: list[NarrationEvent] = []
+    configure(sinks=[seen.append])
+    try:
+        with narration_context(job_id="job-y"):
+            narrate_every_kind()
+        flush()
+    finally:
+        configure(sinks=[])
+    assert len(seen) == 1
+    assert_clean(json.dumps(seen[0].to_dict()))
+    assert seen[0].fields is not None and seen[0].fields["token"] == "[REDACTED]"
 
 
 jobs = JobRegistry()
