@@ -75,6 +75,8 @@ _NAME_SUFFIXES = ("_password", "_passwd", "_secret", "_token", "_api_key", "_api
 _MAX_DEPTH = 8  # nested field values deeper than this are left as they are
 _MIN_JOB_SECRET = 4  # shorter SecretStr values would mask ordinary text: not held
 _NAME_CACHE_CAP = 4096
+_CLEAN_CACHE_CAP = 4096  # texts remembered clean (each at most _CLEAN_TEXT_CHARS)
+_CLEAN_TEXT_CHARS = 200
 
 # ----------------------------------------------------------------------------- patterns
 # Group `keep` (when present) stays in front of the marker; a quoted `value` keeps its quotes.
@@ -157,16 +159,25 @@ class Redactor:
         self._names = frozenset(names)
         self._suffixes = _NAME_SUFFIXES if rules.defaults else ()
         self._name_verdicts: dict[str, bool] = {}
+        self._clean: dict[str, None] = {}  # short texts found clean: constant messages, hosts…
         self._replace_builtin = self._replace  # bound once: `text` runs for every text
 
     # ------------------------------------------------------------------ texts
 
     def text(self, text: str, literals: Sequence[str] = ()) -> str:
         """`text` with every secret replaced by the marker (`text` itself when clean)."""
-        out = _builtin(text, self._replace_builtin) if self._defaults else text
-        if self._custom:
-            for custom in self._custom:
-                out = custom.sub(self._replace_custom, out)
+        clean = self._clean
+        if text in clean:
+            out = text
+        else:
+            out = _builtin(text, self._replace_builtin) if self._defaults else text
+            if self._custom:
+                for custom in self._custom:
+                    out = custom.sub(self._replace_custom, out)
+            if out is text and len(text) <= _CLEAN_TEXT_CHARS:
+                if len(clean) >= _CLEAN_CACHE_CAP:
+                    clean.clear()
+                clean[text] = None
         if literals:
             for literal in literals:
                 if literal in out:
