@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from narration import Level, n
 from narration.jobs import Job, JobRegistry
+from narration.server import create_app
 from narration.store import MemoryStore, Store
 from narration.testing import NarrationTestHarness
 
@@ -300,3 +301,26 @@ async def test_listings_page_through_live_and_archived_jobs_with_filters(tmp_pat
             response = await harness.http.get("/v1/jobs", params=params)
             assert response.status_code == 422
             assert response.json()["error"]["code"] == code
+
+
+def test_one_app_archives_in_each_run_on_a_new_event_loop(tmp_path: Path) -> None:
+    app = create_app(jobs, archive=str(tmp_path), retention_s=0, hold_unhandled=True)
+
+    async def one_run() -> str:
+        async with NarrationTestHarness(app=app) as harness:
+            events, terminal = await harness.client.run("report", {"pages": 1})
+            assert len(events) == 3 and terminal.state == "completed"
+            archiver = harness.state.archiver
+            assert archiver is not None
+            await archiver.wait_idle()
+            await archiver.wait_until(lambda a: a.archive.total is not None)  # pruned once
+            status = await harness.http.get(f"/v1/jobs/{terminal.job_id}")
+            assert status.json()["archived"] is True
+            pruner = archiver._pruner
+            assert pruner is not None and not pruner.done()  # alive, on this run's loop
+            return terminal.job_id
+
+    first = asyncio.run(one_run())
+    second = asyncio.run(one_run())
+    assert (tmp_path / "jobs" / first[4:6] / f"{first}.json").is_file()
+    assert (tmp_path / "jobs" / second[4:6] / f"{second}.json").is_file()

@@ -61,17 +61,24 @@ class Archiver:
         self.failed_writes = 0
         self.last_error: str | None = None
         self.failing: set[str] = set()  # jobs whose last write failed (kept live meanwhile)
+        self.concurrency = concurrency
         self._pending: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(concurrency)
         self._pruner: asyncio.Task[None] | None = None
+        self._fresh_primitives()
+
+    def _fresh_primitives(self) -> None:
+        """asyncio objects for this run's event loop (a server may be run again, on another)."""
+        self._slots = asyncio.Semaphore(self.concurrency)
         self._over_cap = asyncio.Event()  # a write took the archive past its size cap
-        self._tried = asyncio.Condition()  # notified after every write, failed or not
+        self._changed = asyncio.Condition()  # notified after every write (failed or not), prune
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         """Start pruning (now, then every `prune_every_s`) on the running loop."""
         if self._pruner is None:
+            if not self._pending:
+                self._fresh_primitives()
             self._pruner = asyncio.create_task(self._prune_forever(), name="narration-archive")
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -103,9 +110,9 @@ class Archiver:
                 await asyncio.wait(set(self._pending))
 
     async def wait_until(self, done: Callable[[Archiver], bool], timeout: float = 10.0) -> None:
-        """Wait until `done(self)` holds, looking after every write (tests, tools)."""
-        async with asyncio.timeout(timeout), self._tried:
-            await self._tried.wait_for(lambda: done(self))
+        """Wait until `done(self)` holds, looking after every write and prune (tests, tools)."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: done(self))
 
     # ------------------------------------------------------------------ archiving
 
@@ -139,8 +146,8 @@ class Archiver:
                     delay,
                 )
             finally:
-                async with self._tried:
-                    self._tried.notify_all()
+                async with self._changed:
+                    self._changed.notify_all()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_retry_s)
         remaining = max(0.0, self.retention_s - (time.time() - ended))
@@ -201,6 +208,9 @@ class Archiver:
         except Exception as exc:
             logger.warning("narration: pruning the archive failed: %s", exc)
             return
+        finally:
+            async with self._changed:
+                self._changed.notify_all()
         if removed:
             logger.info("narration: %d archived job(s) past retention or the size cap", removed)
 
