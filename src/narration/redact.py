@@ -11,7 +11,7 @@ Every built-in pattern runs in time linear in its input: each one starts only wh
 starts (a negative look-behind on the token's own characters) and consumes with possessive
 quantifiers or bounded repeats, so no input makes the engine retry a long run from every
 position. A cheap substring test gates each pattern, so text without a candidate costs a few
-`in` checks.
+`in` checks, and short texts found clean are remembered (constant messages, field values).
 """
 
 from __future__ import annotations
