@@ -8,16 +8,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from narration import configure
+from narration import configure, redact
 from narration.dispatch import dispatcher
 
 
 @pytest.fixture(autouse=True)
 def _narration_output_restored() -> Iterator[None]:
-    level, sinks = dispatcher.min_rank, dispatcher.sinks
+    level, sinks, redactor = dispatcher.min_rank, dispatcher.sinks, redact._redactor
     try:
         yield
     finally:
         if dispatcher.min_rank != level or dispatcher.sinks != sinks:
             configure(level="info", console=False, output="none", sinks=[])
             dispatcher.min_rank = level
+        redact._redactor = redactor  # redaction rules changed by an example or a test

@@ -462,6 +462,131 @@ def format_otel(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+REDACT_CASES: dict[
+    str, tuple[str, str, Callable[[int], tuple[Any, ...]], Callable[[int], dict[str, Any]]]
+] = {
+    # (action, message, args of event i, fields of event i)
+    "repeated_text": ("built", "Report ready", lambda i: (), lambda i: {}),
+    "unique_text": ("spawn", "Spawning worker on GPU {}", lambda i: (i,), lambda i: {}),
+    "unique_2_fields": (
+        "spawn",
+        "Spawning worker on GPU {}",
+        lambda i: (i,),
+        lambda i: {"gpu": i, "host": f"box-{i}"},
+    ),
+    "secret_in_text": (
+        "login",
+        "Connecting with password={} to db",
+        lambda i: (f"hunter{i}",),
+        lambda i: {},
+    ),
+    "secret_in_field": (
+        "login",
+        "Connecting to db",
+        lambda i: (),
+        lambda i: {"dsn": f"postgres://app:pw{i}@db/x"},
+    ),
+}
+
+
+def run_redaction(quick: bool = False) -> dict[str, Any]:
+    """What redaction costs per event, where it runs: where a job log encodes an event, and
+    on each sink's writer thread (never inside `n()`, which does not change).
+
+    For each case, `calls` events (distinct texts except in `repeated_text`): `redact_event`
+    alone, and encoding an SSE frame (`event_frame`, what the memory log does once per event)
+    with redaction off and on; plus `n()` itself with redaction off and on.
+    """
+    from narration.redact import redact_event, set_redaction
+    from narration.wire import event_frame
+
+    calls, repeats = (1_000, 5) if quick else (20_000, 11)
+    saved_sinks, saved_rank = dispatcher.sinks, dispatcher.min_rank
+    dispatcher.sinks, dispatcher.min_rank = (), LEVEL_RANK[Level.INFO]
+    perf = time.perf_counter_ns
+    events: dict[str, list[Any]] = {}
+
+    def make() -> None:
+        with narration_context(job_id=JOB_ID, correlation_id=CORRELATION_ID):
+            for case, (action, message, args, fields) in REDACT_CASES.items():
+                events[case] = [n(action, message, *args(i), **fields(i)) for i in range(calls)]
+
+    contextvars.Context().run(make)
+
+    def redact_all(batch: list[Any]) -> float:
+        start = perf()
+        for event in batch:
+            redact_event(event)
+        return (perf() - start) / len(batch)
+
+    def encode_all(batch: list[Any]) -> float:
+        start = perf()
+        for event in batch:
+            event_frame(1, event)
+        return (perf() - start) / len(batch)
+
+    def emit_loop() -> float:
+        with narration_context(job_id=JOB_ID, correlation_id=CORRELATION_ID):
+            start = perf()
+            for _ in range(calls):
+                n("login", "Connecting with password={} to db", "hunter2")
+            return (perf() - start) / calls
+
+    samples: dict[str, dict[str, list[float]]] = {
+        case: {"redact_event": [], "encode_off": [], "encode_on": []} for case in REDACT_CASES
+    }
+    emit: dict[str, list[float]] = {"n_off": [], "n_on": []}
+    try:
+        for _ in range(repeats):
+            for case, batch in events.items():
+                set_redaction(True)  # a new redactor: nothing remembered from the last repeat
+                samples[case]["redact_event"].append(redact_all(batch))
+                set_redaction(True)
+                samples[case]["encode_on"].append(encode_all(batch))
+                set_redaction(False)
+                samples[case]["encode_off"].append(encode_all(batch))
+            set_redaction(False)
+            emit["n_off"].append(contextvars.Context().run(emit_loop))
+            set_redaction(True)
+            emit["n_on"].append(contextvars.Context().run(emit_loop))
+    finally:
+        set_redaction(True)
+        dispatcher.sinks, dispatcher.min_rank = saved_sinks, saved_rank
+    medians = {
+        case: {name: statistics.median(values) for name, values in by_name.items()}
+        for case, by_name in samples.items()
+    }
+    return {
+        "unit": "ns/event",
+        "calls": calls,
+        "repeats": repeats,
+        **medians,
+        "n_secret_in_text": {name: statistics.median(values) for name, values in emit.items()},
+    }
+
+
+def format_redaction(results: dict[str, Any]) -> str:
+    lines = [
+        "",
+        f"redaction, where events are encoded (not in n()): median of {results['repeats']} "
+        f"repeats x {results['calls']} calls, ns per event",
+        f"{'case':<18}{'redact_event':>14}{'encode off':>12}{'encode on':>12}{'added':>10}",
+    ]
+    for case in REDACT_CASES:
+        row = results[case]
+        added = row["encode_on"] - row["encode_off"]
+        lines.append(
+            f"{case:<18}{row['redact_event']:>14.0f}{row['encode_off']:>12.0f}"
+            f"{row['encode_on']:>12.0f}{added:>+10.0f}"
+        )
+    emit = results["n_secret_in_text"]
+    lines.append(
+        f"n() with a secret in its text: {emit['n_off']:.0f} ns redaction off, "
+        f"{emit['n_on']:.0f} ns on (n() does no redaction)"
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Command line: print the table (or JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -470,14 +595,20 @@ def main() -> None:
     parser.add_argument(
         "--otel", action="store_true", help="also n() inside a span and with log export"
     )
+    parser.add_argument("--redact", action="store_true", help="also what redaction costs")
     args = parser.parse_args()
     results = run(quick=args.quick)
     if args.otel:
         results["otel"] = run_otel(quick=args.quick)
+    if args.redact:
+        results["redaction"] = run_redaction(quick=args.quick)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        print(format_table(results) + (format_otel(results["otel"]) if args.otel else ""))
+        text = format_table(results)
+        text += format_otel(results["otel"]) if args.otel else ""
+        text += format_redaction(results["redaction"]) if args.redact else ""
+        print(text)
 
 
 if __name__ == "__main__":

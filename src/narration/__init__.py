@@ -22,6 +22,7 @@ from .emit import n, narrate
 from .errors import NarrationError
 from .events import Level, Mode, NarrationEvent
 from .propagation.subprocess import init_from_env
+from .redact import Redaction
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,7 @@ __all__ = [
     "NarrationContext",
     "NarrationError",
     "NarrationEvent",
+    "Redaction",
     "__version__",
     "attach",
     "configure",

@@ -9,6 +9,7 @@ from typing import TextIO
 from . import environment
 from .dispatch import Sink, dispatcher
 from .events import LEVEL_RANK, Level, Mode
+from .redact import Redaction, set_redaction
 from .sinks._writer import QueuedSink
 from .sinks.background import BackgroundSink
 from .sinks.console import ConsoleSink
@@ -27,6 +28,7 @@ _TRUE = {"1", "true", "yes", "on"}
 
 def configure(
     *,
+    redact: bool | Redaction | None = None,
     level: Level | str | None = None,
     console: bool | None = None,
     mode: Mode | str | None = None,
@@ -38,6 +40,10 @@ def configure(
 ) -> None:
     """Set what is emitted and where it goes; arguments left as None keep their setting.
 
+    redact: secrets are redacted from everything that leaves the process (on by default);
+    True restores the built-in rules, False turns them off, a `Redaction` adds your own
+    patterns and field names (docs/REDACTION.md).
+
     level: drop events below it before any work is done. console: print events on stderr
     (or `stream`) in `mode` (human, cute, story); `ids=True` adds each event's job id and
     correlation id to its line. output="jsonl": one JSON event per line on stdout (child
@@ -46,6 +52,8 @@ def configure(
     it is); replaces the extra sinks given before.
     """
     global _console, _jsonl, _extra, _wrapped
+    if redact is not None:  # True: the built-in rules; False: off; a Redaction: yours too
+        set_redaction(redact)
     if level is not None:
         dispatcher.min_rank = LEVEL_RANK[Level.parse(level)]
     if any(value is not None for value in (console, mode, color, stream, ids)):

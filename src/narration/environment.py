@@ -67,6 +67,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NARRATION_REPR_TIMEOUT_S", "0.25", "a field's repr before a placeholder", "server"),
     Variable("NARRATION_MAX_HEADER_BYTES", "65536", "request line and headers at most", "server"),
     Variable("NARRATION_HEADER_TIMEOUT_S", "10", "time to send a request's headers", "server"),
+    Variable("NARRATION_ARCHIVE", "none", "archive finished jobs: a dir or fsspec URL", "server"),
+    Variable("NARRATION_ARCHIVE_RETENTION_DAYS", "30", "days an archived job is kept", "server"),
+    Variable("NARRATION_ARCHIVE_MAX_BYTES", "1073741824", "archive size cap (oldest go)", "server"),
     # `python -m narration.server`.
     Variable(
         "NARRATION_HOST", "127.0.0.1", "interface `python -m narration.server` binds", "server"

@@ -12,6 +12,8 @@
     │   ├── NotAcceptingError             the server is at capacity or stopping
     │   └── IllegalTransitionError        a state change the lifecycle forbids
     ├── StoreUnavailableError             the store cannot be reached right now  narration.store
+    ├── ArchiveError                      a finished job could not be archived (yet)
+    │                                                                       narration.archive
     ├── ProcessFailedError                a captured child process exited non-zero
     │                                                                    narration.propagation
     ├── JobClientError                    a request of the client failed         narration.client

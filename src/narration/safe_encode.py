@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from .events import NarrationEvent, decode_event, encode_event
+from .redact import redact_event
 
 __all__ = [
     "EventCaps",
@@ -96,12 +97,16 @@ def _numbered(body: bytes, event_id: int | None) -> bytes:
 def encode_now(
     event: NarrationEvent, event_id: int | None = None, caps: EventCaps | None = None
 ) -> bytes | None:
-    """The bounded JSON of `event` (numbered `event_id`), or None if it needs user code."""
+    """The bounded JSON of `event` (numbered `event_id`), its secrets redacted, or None if it
+    needs user code (then `encode_off_loop` runs that in a worker thread)."""
     caps = caps or _DEFAULT_CAPS
     if event_id and event.id:
         event = msgspec.structs.replace(event, id=0)  # a relayed event takes the reader's number
     try:
         body = _strict.encode(event)
+        redacted = redact_event(event)  # plain JSON values only here: no user code runs
+        if redacted is not event:
+            event, body = redacted, _strict.encode(redacted)
         if len(body) > caps.max_field_bytes:
             body = _capped(event, body, caps)
     except Exception:  # a value needing its repr, a bad key, too deep: the slow path decides

@@ -6,6 +6,7 @@ import msgspec
 
 from .events import NarrationEvent, encode_event
 from .protocol import EVENT_GAP, EVENT_NARRATION, TERMINAL_EVENTS
+from .redact import redact_event
 from .safe_encode import escape_separators
 
 __all__ = [
@@ -27,9 +28,9 @@ KEEPALIVE_FRAME = b": keepalive\n\n"
 
 
 def event_frame(event_id: int, event: NarrationEvent) -> bytes:
-    """`id: N / event: narration / data: {json}` for one event (unbounded: stores encode with
-    `safe_encode` instead)."""
-    data = escape_separators(encode_event(event, event_id))
+    """`id: N / event: narration / data: {json}` for one event, its secrets redacted
+    (unbounded: stores encode with `safe_encode` instead)."""
+    data = escape_separators(encode_event(redact_event(event), event_id))
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, _NARRATION, data)
 
 

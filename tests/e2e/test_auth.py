@@ -288,8 +288,9 @@ async def test_the_queen_authenticates_to_its_hive_like_any_client() -> None:
     assert done.state == "completed", done
     assert refused.state == "failed"
     assert refused.error == (
-        "HiveFailedError: hive h1 refused worker_list (HTTP 401): send Authorization: Bearer "
-        "<API key> (the queen sends its key in NARRATION_HIVE_TOKEN)"
+        "HiveFailedError: hive h1 refused worker_list (HTTP 401): send your API key in the "
+        "Authorization header (see WWW-Authenticate) (the queen sends its key in "
+        "NARRATION_HIVE_TOKEN)"
     )
     assert [job["operation"]["operation"] for job in on_hive] == ["worker_list"]
 

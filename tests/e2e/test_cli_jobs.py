@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from narration._process import ServiceProcess, free_port, service_env
@@ -104,8 +105,32 @@ def test_jobs_status_and_cancel(server: ServiceProcess) -> None:
     assert again.stdout.startswith(f"✖ {job_id} had already finished: ")
 
 
+def test_logs_saves_a_jobs_events_as_ndjson(server: ServiceProcess, tmp_path: Path) -> None:
+    done = narration(
+        "submit", "build_report", "--set", "report_id=r-7", "--set", "pages=2", "--url", server.url
+    )
+    job_id = done.stdout.splitlines()[0].split()[3].rstrip(",")
+    out = tmp_path / "r-7.ndjson"
+    saved = narration("logs", job_id, "-o", str(out), "--url", server.url)
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    assert saved.stdout.strip() == f"saved {job_id} to {out} ({out.stat().st_size:,} bytes)"
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["id"] for line in lines] == [1, 2, 3, 4, 5]
+    assert [line.get("action", line.get("event")) for line in lines] == [
+        "start", "render", "render", "built", "done",
+    ]  # fmt: skip
+    assert httpx.get(f"{server.url}/v1/jobs/{job_id}/events").content == out.read_bytes()
+    only = narration("logs", job_id, "--action", "render", "--grep", "PAGE 2", "--url", server.url)
+    assert only.returncode == 0
+    assert [json.loads(line)["id"] for line in only.stdout.splitlines()] == [3, 5]
+    missing = tmp_path / "missing.ndjson"
+    unknown = narration("logs", UNKNOWN, "-o", str(missing), "--url", server.url)
+    assert unknown.returncode == 1 and unknown.stdout.startswith(f"✖ no such job: {UNKNOWN}")
+    assert list(tmp_path.iterdir()) == [out]  # nothing half-written is left behind
+
+
 def test_a_job_that_does_not_exist_is_no_such_job(server: ServiceProcess) -> None:
-    for command in ("status", "cancel", "tail"):
+    for command in ("status", "cancel", "tail", "logs"):
         result = narration(command, UNKNOWN, "--url", server.url)
         assert result.returncode == 1, command
         assert result.stdout.startswith(f"✖ no such job: {UNKNOWN}"), result.stdout

@@ -358,12 +358,21 @@ async def test_the_stream_route_is_in_the_openapi_schema(
         "/v1/jobs",
         "/v1/jobs/{job_id}",
         "/v1/jobs/{job_id}/stream",
+        "/v1/jobs/{job_id}/events",
         "/v1/operations",
         "/health",
     }
     stream = paths["/v1/jobs/{job_id}/stream"]["get"]
     assert set(stream["responses"]) == {"200", "204", "400", "401", "403", "404", "405"}
     assert "text/event-stream" in stream["responses"]["200"]["content"]
-    names = [p["name"] for p in stream["parameters"]]
-    assert names == ["job_id", "after", "Last-Event-ID", "token"]
+    assert [p["name"] for p in stream["parameters"]] == [
+        "job_id",
+        "after",
+        "Last-Event-ID",
+        "token",
+        "level",
+        "actor",
+        "action",
+        "q",
+    ]
     assert response.json()["components"]["schemas"]["Error"]["required"] == ["error"]

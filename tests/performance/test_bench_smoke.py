@@ -59,3 +59,16 @@ def test_bench_emit_otel_figures_are_reported() -> None:
     assert otel["unit"] == "ns/call"
     for case in bench_emit.OTEL_CASES:
         assert 0 < otel[case] < 1_000_000, (case, otel[case])
+
+
+def test_bench_emit_redaction_figures_are_reported() -> None:
+    from narration.redact import redact_text
+
+    results = bench_emit.run_redaction(quick=True)
+    assert results["unit"] == "ns/event"
+    for case in bench_emit.REDACT_CASES:
+        for name in ("redact_event", "encode_off", "encode_on"):
+            assert 0 < results[case][name] < 1_000_000, (case, name)
+    assert 0 < results["n_secret_in_text"]["n_on"] < 1_000_000
+    assert "secret_in_text" in bench_emit.format_redaction(results)
+    assert redact_text("password=x") == "password=[REDACTED]"  # left on after the run

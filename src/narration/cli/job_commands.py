@@ -1,11 +1,14 @@
-"""The client commands: `submit` (the keeper), `tail`, `jobs`, `status`, `cancel`, `operations`."""
+"""The client commands: `submit` (the keeper), `tail`, `jobs`, `status`, `cancel`, `logs`,
+`operations`."""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 import webbrowser
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
 
 import typer
 from rich.table import Table
@@ -27,7 +30,7 @@ from .keeper import EXIT_USAGE, follow, keep, run
 from .operations import build_operation, read_json_fields
 from .render import Printer
 
-__all__ = ["cancel", "jobs", "operations", "status", "submit", "tail"]
+__all__ = ["cancel", "jobs", "logs", "operations", "status", "submit", "tail"]
 
 JobArgument = Annotated[str, typer.Argument(help="the job id (job-…)", show_default=False)]
 
@@ -110,13 +113,29 @@ def jobs(
     url: UrlOption = DEFAULT_URL,
     state: Annotated[str | None, typer.Option("--state", help="only jobs in this state")] = None,
     limit: Annotated[int, typer.Option("--limit", help="at most this many (1-1000)")] = 50,
+    operation_name: Annotated[
+        str | None, typer.Option("--operation", help="only jobs of this operation")
+    ] = None,
+    correlation_id: Annotated[
+        str | None, typer.Option("--correlation-id", help="only jobs of this correlation id")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="only jobs created since (Unix seconds or ISO 8601)"),
+    ] = None,
 ) -> None:
-    """List the server's jobs, newest first."""
+    """List the server's jobs (live and archived), newest first."""
     url = checked_url(url)
 
     async def main() -> list[dict[str, Any]]:
         async with JobClient(url, token=api_token()) as client:
-            return await client.list_jobs(state=state, limit=limit)
+            return await client.list_jobs(
+                state=state,
+                limit=limit,
+                operation=operation_name,
+                correlation_id=correlation_id,
+                since=since,
+            )
 
     try:
         listing = run_sync(main())
@@ -170,6 +189,54 @@ def cancel(job_id: JobArgument, url: UrlOption = DEFAULT_URL) -> None:
             fail(f"{job_id} had already finished: {exc.message}")
         report(exc, job_id)
     console().print(f"■ {answer.get('job_id', job_id)}: {answer.get('state')}")
+
+
+@app.command()
+def logs(
+    job_id: JobArgument,
+    url: UrlOption = DEFAULT_URL,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="save to this file (default: print on stdout)"),
+    ] = None,
+    level: Annotated[
+        str | None, typer.Option("--level", help="only events at this level or above")
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="only these actors (a,b)")] = None,
+    action: Annotated[str | None, typer.Option("--action", help="only these actions (a,b)")] = None,
+    grep: Annotated[
+        str | None, typer.Option("--grep", help="only events whose text contains this")
+    ] = None,
+) -> None:
+    """Download a job's events (live or archived) as NDJSON: one JSON event per line, then
+    its terminal line (`{"id": …, "event": "done", …}`)."""
+    url = checked_url(url)
+
+    async def main(out: BinaryIO) -> int:
+        size = 0
+        async with JobClient(url, token=api_token()) as client:
+            chunks = client.download(job_id, level=level, actor=actor, action=action, q=grep)
+            async for chunk in chunks:
+                out.write(chunk)
+                size += len(chunk)
+        out.flush()
+        return size
+
+    try:
+        if output is None:
+            run_sync(main(sys.stdout.buffer))
+            return
+        partial = output.with_name(f".{output.name}.part")
+        with open(partial, "wb") as out:
+            size = run_sync(main(out))
+        partial.replace(output)
+    except JobClientError as exc:
+        if output is not None:
+            partial.unlink(missing_ok=True)
+        report(exc, job_id)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc}")
+    console().print(f"saved {job_id} to {output} ({size:,} bytes)")
 
 
 @app.command()

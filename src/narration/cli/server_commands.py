@@ -171,6 +171,14 @@ def serve(
     api_keys_file: KeysFileOption = None,
     no_auth: NoAuthOption = None,
     allowed_host: AllowedHostOption = None,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            metavar="DIR|URL",
+            help="archive finished jobs in this directory or fsspec URL (s3://…)",
+        ),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a narration server for your operations (--jobs) or your app (--app).
@@ -185,6 +193,7 @@ def serve(
         max_running=max_running,
         cors_origins=_origins(cors_origin),
         **_access(api_keys_file, no_auth, allowed_host),
+        archive=archive,
     )
     _run_server(_user_app(app_spec, jobs_spec, options), host, port, "server", quiet)
 

@@ -151,21 +151,99 @@ class JobClient:
         return result
 
     async def list_jobs(
-        self, state: str | None = None, limit: int | None = None
+        self,
+        state: str | None = None,
+        limit: int | None = None,
+        *,
+        correlation_id: str | None = None,
+        operation: str | None = None,
+        since: float | str | None = None,
+        until: float | str | None = None,
     ) -> list[dict[str, Any]]:
-        """`GET /v1/jobs`: job summaries, newest first, optionally filtered by `state`."""
-        params: dict[str, str | int] = {}
-        if state is not None:
-            params["state"] = state
-        if limit is not None:
-            params["limit"] = limit
+        """`GET /v1/jobs`: job summaries (live and archived), newest first, one page.
+
+        Filters: `state`, `correlation_id`, `operation`, `since`/`until` (creation time, Unix
+        seconds or ISO 8601). `jobs_page` also gives the next page's cursor.
+        """
+        jobs, _ = await self.jobs_page(
+            state,
+            limit,
+            correlation_id=correlation_id,
+            operation=operation,
+            since=since,
+            until=until,
+        )
+        return jobs
+
+    async def jobs_page(
+        self,
+        state: str | None = None,
+        limit: int | None = None,
+        *,
+        correlation_id: str | None = None,
+        operation: str | None = None,
+        since: float | str | None = None,
+        until: float | str | None = None,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of `list_jobs` and the cursor of the next one (None: that was the last)."""
+        given = {
+            "state": state,
+            "limit": limit,
+            "correlation_id": correlation_id,
+            "operation": operation,
+            "since": since,
+            "until": until,
+            "cursor": cursor,
+        }
+        params = {key: str(value) for key, value in given.items() if value is not None}
         response = await self._request("GET", "/v1/jobs", params=params)
         data = _json(response, object)
         if not isinstance(data, list):
             raise JobClientError(
                 response.status_code, "invalid_response", "expected a list of jobs"
             )
-        return data
+        return data, response.headers.get("x-next-cursor")
+
+    async def download(
+        self,
+        job_id: str,
+        *,
+        after: int | None = None,
+        level: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        q: str | None = None,
+    ) -> AsyncIterator[bytes]:
+        """`GET /v1/jobs/{job_id}/events`: the job's events as NDJSON, in chunks as they come
+        (sent gzipped, decompressed here). Filters as `stream`."""
+        given = {"after": after, "level": level, "actor": actor, "action": action, "q": q}
+        params = {key: str(value) for key, value in given.items() if value is not None}
+        try:
+            response = await self._send(
+                "GET",
+                _job_path(job_id) + "/events",
+                params=params,
+                headers={"Accept-Encoding": "gzip"},
+                stream=True,
+                timeout=self._stream_timeout,
+            )
+        except httpx.TransportError as error:
+            raise JobClientError(
+                None, "connection_failed", f"download {job_id}: {error}"
+            ) from error
+        try:
+            if not response.is_success:
+                await response.aread()
+                raise error_from_response(response)
+            async for chunk in response.aiter_bytes():
+                yield chunk
+        except httpx.TransportError as error:
+            raise JobClientError(
+                None, "stream_interrupted", f"download {job_id}: {error}"
+            ) from error
+        finally:
+            await response.aclose()
 
     async def operations(self) -> dict[str, Any]:
         """`GET /v1/operations`: the server's operations, name -> `{summary, schema}`."""
@@ -193,8 +271,21 @@ class JobClient:
 
     # ---------------------------------------------------------------- streaming
 
-    def stream(self, job_id: str, after: int | None = None) -> AsyncIterator[StreamItem]:
+    def stream(
+        self,
+        job_id: str,
+        after: int | None = None,
+        *,
+        level: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        q: str | None = None,
+    ) -> AsyncIterator[StreamItem]:
         """The job's events (ids > `after`), `Gap`s, and finally exactly one `Terminal`.
+
+        Filters, applied by the server: `level` (at least), `actor`, `action` (comma-separated
+        for several), `q` (text contains); skipped events keep their ids, so resuming a
+        filtered stream is exact too.
 
         A dropped connection (network error, or the response ending before the terminal) is
         resumed with `Last-Event-ID: <last id seen>`; each event is yielded once. A resume
@@ -203,10 +294,17 @@ class JobClient:
         without progress, `JobClientError` (`stream_interrupted`) is raised.
         """
         path = _job_path(job_id) + "/stream"
+        wanted = {"level": level, "actor": actor, "action": action, "q": q}
+        params = {key: value for key, value in wanted.items() if value is not None}
 
         async def connect(headers: Mapping[str, str]) -> httpx.Response:
             return await self._send(
-                "GET", path, headers=headers, stream=True, timeout=self._stream_timeout
+                "GET",
+                path,
+                params=params,
+                headers=headers,
+                stream=True,
+                timeout=self._stream_timeout,
             )
 
         async def ended() -> Terminal:

@@ -2,6 +2,7 @@
 job's context."""
 
 from .registry import Handler, JobRegistry, OperationError, OperationSpec, RegistryError
+from .retry import Retry
 from .runner import Job, JobFinishedError, JobManager, NotAcceptingError, UnknownJobError
 from .states import FINAL_STATES, IllegalTransitionError, JobState, check_transition
 
@@ -18,6 +19,7 @@ __all__ = [
     "OperationError",
     "OperationSpec",
     "RegistryError",
+    "Retry",
     "UnknownJobError",
     "check_transition",
 ]

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar, Un
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from .retry import Retry
+
 if TYPE_CHECKING:
     from .runner import Job
 
@@ -84,6 +86,7 @@ class OperationSpec:
     examples: tuple[Mapping[str, Any], ...] = ()
     is_async: bool = True
     takes_job: bool = True
+    retry: Retry | None = None
 
 
 class JobRegistry:
@@ -109,16 +112,23 @@ class JobRegistry:
         model: type[BaseModel] | None = None,
         summary: str | None = None,
         examples: Sequence[Mapping[str, Any]] = (),
+        retry: Retry | None = None,
     ) -> Callable[[H], H]:
         """Decorator: register the handler under `name` (default: the function's name).
 
         The request model is `model`, else the annotation of the handler's first parameter.
         `examples` are request bodies shown in the OpenAPI docs (without `"operation"`).
+        `retry` runs a failing handler again (docs/RETRIES.md).
         """
 
         def register(handler: H) -> H:
             self.add(
-                name or handler.__name__, handler, model=model, summary=summary, examples=examples
+                name or handler.__name__,
+                handler,
+                model=model,
+                summary=summary,
+                examples=examples,
+                retry=retry,
             )
             return handler
 
@@ -132,6 +142,7 @@ class JobRegistry:
         model: type[BaseModel] | None = None,
         summary: str | None = None,
         examples: Sequence[Mapping[str, Any]] = (),
+        retry: Retry | None = None,
     ) -> OperationSpec:
         """Register `handler` for `name` (see `operation`); `handler=None` declares the model
         only (a server built from the registry then refuses to start until one is given)."""
@@ -150,6 +161,8 @@ class JobRegistry:
             raise RegistryError(f"operation {name!r} has no model: pass model=")
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise RegistryError(f"the model of {name!r} must be a pydantic BaseModel class")
+        if retry is not None and not isinstance(retry, Retry):
+            raise RegistryError(f"retry= of {name!r} must be a Retry, got {retry!r}")
         wire = _wire_model(name, model)
         doc = summary or _first_line(handler) or _first_line(model) or name
         spec = OperationSpec(
@@ -160,6 +173,7 @@ class JobRegistry:
             examples=tuple(dict(example) for example in examples),
             is_async=handler is None or _is_async(handler),
             takes_job=handler is None or _takes_job(handler),
+            retry=retry,
         )
         self._specs[name] = spec
         return spec

@@ -1,5 +1,6 @@
-"""The job runner: starts an operation's handler inside the job's context, and ends every job
-with exactly one terminal event, appended only after its final state is committed."""
+"""The job runner: starts an operation's handler inside the job's context (again, per its retry
+policy, when it fails), and ends every job with exactly one terminal event, appended only after
+its final state is committed."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ..errors import JobError
 from ..events import Level
 from ..ids import new_job_id
 from ..otel.job_spans import end_job_span, enter_job_span, exit_job_span, start_job_span
+from ..redact import drop_job_secrets, hold_job_secrets, redact_text, redact_value, secret_values
 from ..store.base import EventLog, JobRecord, Store
 from .registry import JobRegistry, OperationSpec
 from .states import FINAL_STATES, JobState, check_transition
@@ -102,6 +104,7 @@ class JobManager:
         self._retained: deque[tuple[float, str]] = deque()  # (finished at, id), oldest first
         self.evicted = 0  # finished jobs forgotten before their retention ended
         self.observer: Any = None  # told of each job's start and end (server/metrics.py)
+        self.archiver: Any = None  # archives each ended job, then expires it (archive/writer.py)
         store.on_cancel_request(self._cancel_requested)
 
     @property
@@ -126,9 +129,11 @@ class JobManager:
         if len(self.live) >= self.max_running:
             raise NotAcceptingError(f"the server is at capacity ({self.max_running} running jobs)")
         name = str(getattr(operation, "operation", ""))
+        job_id = new_job_id()
+        hold_job_secrets(job_id, secret_values(operation))  # masked in its events from now on
         record = JobRecord(
-            job_id=new_job_id(),
-            operation=operation.model_dump(mode="json"),
+            job_id=job_id,
+            operation=redact_value(operation.model_dump(mode="json"), job_id),
             correlation_id=correlation_id,
             created_at=time.time(),
             parent_job_id=parent_job_id,
@@ -136,7 +141,11 @@ class JobManager:
             owner=owner,
             tenant=tenant,
         )
-        log = await self.store.create(record)
+        try:
+            log = await self.store.create(record)
+        except BaseException:
+            drop_job_secrets(job_id)  # no job was made
+            raise
         context = NarrationContext(
             job_id=record.job_id,
             correlation_id=correlation_id,
@@ -171,25 +180,73 @@ class JobManager:
         await self.finish(job, state, error)
 
     async def _call(self, job: Job, spec: OperationSpec) -> tuple[JobState, str | None]:
-        handler: Any = spec.handler
         args = (job.operation, job) if spec.takes_job else (job.operation,)
+        scope = asyncio.timeout(self.timeout_s)
         try:
-            async with asyncio.timeout(self.timeout_s):
-                if spec.is_async:
-                    await handler(*args)
-                else:  # a plain def: a worker thread, inside this job's context
-                    await asyncio.to_thread(handler, *args)
+            async with scope:
+                if spec.retry is None:
+                    await _call_handler(spec, args)
+                else:
+                    await self._attempts(job, spec, args)
         except asyncio.CancelledError:
             return JobState.CANCELLED, ("cancelled" if job.cancel_requested else "server stopped")
-        except TimeoutError:
-            error = f"timed out after {self.timeout_s:g} s"
-            n("job_timeout", "Job timed out after {:g} s", self.timeout_s, level=Level.ERROR)
-            return JobState.FAILED, error
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            n("job_failed", "Job failed: {}", error, level=Level.ERROR)
+            if isinstance(exc, TimeoutError) and scope.expired():
+                error = f"timed out after {self.timeout_s:g} s"
+                n("job_timeout", "Job timed out after {:g} s", self.timeout_s, level=Level.ERROR)
+                return JobState.FAILED, error
+            error = _describe(exc)
+            tries = len(job.record.attempts or ())
+            after = f" after {tries} attempts" if tries > 1 else ""
+            n("job_failed", "Job failed{}: {}", after, error, level=Level.ERROR)
             return JobState.FAILED, error
         return JobState.COMPLETED, None
+
+    async def _attempts(self, job: Job, spec: OperationSpec, args: tuple[Any, ...]) -> None:
+        """Call the handler until it succeeds, raises an error its policy does not retry, or the
+        policy's attempts are spent (then its last error is raised). Each attempt runs with
+        `attempt=k` in its context's fields, so every event it narrates carries it; between two,
+        a `retry` event says why and when the next one starts."""
+        retry = spec.retry
+        assert retry is not None
+        record = job.record
+        record.attempts = attempts = []
+        for number in range(1, retry.attempts + 1):
+            entry: dict[str, Any] = {"attempt": number, "started_at": time.time()}
+            attempts.append(entry)
+            await self.store.save_attempts(record)
+            token = attach(job.context.with_fields(attempt=number))
+            try:
+                await _call_handler(spec, args)
+            except Exception as exc:
+                entry["finished_at"] = time.time()
+                entry["error"] = redact_text(_describe(exc), record.job_id)
+                if number == retry.attempts or not retry.retries(exc):
+                    raise
+                delay = retry.delay(number)
+                entry["retry_at"] = entry["finished_at"] + delay
+                n(
+                    "retry",
+                    "Attempt {} of {} failed ({}); attempt {} starts in {:g} s",
+                    number,
+                    retry.attempts,
+                    entry["error"],
+                    number + 1,
+                    delay,
+                    level=Level.WARN,
+                    error=entry["error"],
+                    next_attempt=number + 1,
+                    delay_s=delay,
+                    retry_at=entry["retry_at"],
+                )
+                await self.store.save_attempts(record)
+                await asyncio.sleep(delay)
+            else:
+                entry["finished_at"] = time.time()
+                entry["error"] = None
+                return
+            finally:
+                detach(token)
 
     async def finish(self, job: Job, state: JobState, error: str | None = None) -> None:
         """Commit the final state, then seal the log with the one terminal event."""
@@ -197,8 +254,12 @@ class JobManager:
         if record.state in FINAL_STATES:
             return
         check_transition(record.state, state)
+        if error is not None:
+            error = redact_text(error, record.job_id)  # shown by status, listings, the terminal
         record.state, record.error, record.finished_at = state, error, time.time()
         await job.log.flush()
+        if record.attempts:
+            await self.store.save_attempts(record)
         await self.store.finish(record, job.log)
         dispatcher.remove_route(record.job_id)
         self.live.pop(record.job_id, None)
@@ -206,7 +267,12 @@ class JobManager:
         if self.observer is not None:
             self.observer.finished(job)
         job.finished.set()
-        await self.store.expire(record.job_id, self.retention_s)
+        if self.archiver is not None:  # it expires the live copy once the job is archived
+            self.archiver.archive_job(record, job.log)
+        else:
+            await self.store.expire(record.job_id, self.retention_s)
+            # Its log may still encode (readers) and sinks still write its last events.
+            drop_job_secrets(record.job_id, after_s=max(self.retention_s, 60.0))
         await self._keep_finished(record.job_id)
 
     @property
@@ -303,3 +369,18 @@ class JobManager:
         remaining = [job.task for job in self.live.values() if job.task is not None]
         if remaining:
             await asyncio.wait(remaining, timeout=grace_s)
+
+
+async def _call_handler(spec: OperationSpec, args: tuple[Any, ...]) -> None:
+    """One call of the operation's handler (a plain def runs in a worker thread, inside the
+    job's context)."""
+    handler: Any = spec.handler
+    if spec.is_async:
+        await handler(*args)
+    else:
+        await asyncio.to_thread(handler, *args)
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: message` (or the type alone) of an error, as jobs report it."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from .. import __version__
+from ..archive import Archive, Archiver
 from ..emit import n
 from ..jobs import Job, JobManager, JobRegistry
 from ..otel import otel_from_env
@@ -64,12 +65,18 @@ class ServerState:
     rate: SubmitRateLimit
     hold_unknown: bool = False
     metrics: Any = None  # ServerMetrics when prometheus-client is installed (server/metrics.py)
+    archiver: Archiver | None = None  # when finished jobs are archived (settings.archive)
     _stopping: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def registry(self) -> JobRegistry:
         """The operations this server runs."""
         return self.jobs.registry
+
+    @property
+    def archive(self) -> Archive | None:
+        """The archive finished jobs are read back from, if any."""
+        return self.archiver.archive if self.archiver is not None else None
 
     def starting(self) -> None:
         """A run of the server begins (an app may be served more than once, e.g. by tests)."""
@@ -153,6 +160,13 @@ def create_app(
         SubmitRateLimit(settings.submit_rate),
         hold_unknown,
     )
+    if settings.archive:
+        archive = Archive(
+            settings.archive,
+            retention_days=settings.archive_retention_days,
+            max_bytes=settings.archive_max_bytes,
+        )
+        state.archiver = manager.archiver = Archiver(archive, backend, settings.retention_s)
     otel_from_env()  # OpenTelemetry export, when the standard OTEL_* variables ask for it
     app = FastAPI(
         title=title, version=__version__, lifespan=_lifespan(state), redirect_slashes=False
@@ -247,11 +261,15 @@ def _lifespan(state: ServerState) -> Any:
         await state.store.open()
         if state.metrics is not None:
             state.metrics.start()
+        if state.archiver is not None:
+            state.archiver.start()
         try:
             with on_exit_signals(lambda: state.begin_shutdown()):
                 yield
         finally:
             await state.begin_shutdown()
+            if state.archiver is not None:  # the jobs just ended are archived first
+                await state.archiver.close(state.settings.shutdown_grace_s)
             if state.metrics is not None:
                 await state.metrics.stop()
             await state.store.close()

@@ -240,7 +240,10 @@ class AuthPolicy:
         return result
 
 
-def unauthorized(message: str = "send Authorization: Bearer <API key>") -> ApiError:
+NO_CREDENTIAL = "send your API key in the Authorization header (see WWW-Authenticate)"
+
+
+def unauthorized(message: str = NO_CREDENTIAL) -> ApiError:
     """The 401 for a missing or bad credential."""
     return ApiError(401, "unauthorized", message, {"WWW-Authenticate": 'Bearer realm="narration"'})
 

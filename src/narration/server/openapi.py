@@ -35,6 +35,38 @@ def _error_schema(description: str) -> dict[str, Any]:
     }
 
 
+FILTER_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "level",
+        "in": "query",
+        "required": False,
+        "description": "only events at this level or above (trace, debug, info, warn, error, "
+        "fatal)",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "actor",
+        "in": "query",
+        "required": False,
+        "description": "only events of these actors (repeated, or comma-separated)",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "action",
+        "in": "query",
+        "required": False,
+        "description": "only events with these actions (repeated, or comma-separated)",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "q",
+        "in": "query",
+        "required": False,
+        "description": "only events whose text (human, cute or story) contains this, any case",
+        "schema": {"type": "string", "maxLength": 256},
+    },
+]
+
 STREAM_OPENAPI: dict[str, Any] = {
     "get": {
         "summary": "Stream a job's events (Server-Sent Events)",
@@ -42,7 +74,9 @@ STREAM_OPENAPI: dict[str, Any] = {
             "`event: narration` frames with ids 1, 2, 3, ...; `event: gap` "
             '(`{"missed", "next_id"}`) where retention dropped unread events; `: keepalive` '
             "comments in silences; exactly one terminal `done`, `error` or `cancelled`, sent "
-            "after the job's final state is committed. Resume with `Last-Event-ID` or `after`."
+            "after the job's final state is committed. Resume with `Last-Event-ID` or `after`. "
+            "Filters (`level`, `actor`, `action`, `q`) skip the events they reject without "
+            "changing any id. An archived job is replayed in full, then its terminal."
         ),
         "operationId": "stream_job",
         "parameters": [
@@ -68,6 +102,7 @@ STREAM_OPENAPI: dict[str, Any] = {
                 "headers (EventSource)",
                 "schema": {"type": "string"},
             },
+            *FILTER_PARAMETERS,
         ],
         "security": [{"bearer": []}, {"streamToken": []}],
         "responses": {
@@ -76,7 +111,10 @@ STREAM_OPENAPI: dict[str, Any] = {
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
             "204": {"description": "resumed at or past the terminal event: nothing to send"},
-            "400": _error_schema("bad `Last-Event-ID` or `after`, or past the job's last event"),
+            "400": _error_schema(
+                "bad `Last-Event-ID` or `after` (`invalid_cursor`), past the job's last event, "
+                "or a bad filter (`invalid_filter`)"
+            ),
             "401": _error_schema(
                 "no valid credential, or a stream token expired or for another job"
             ),

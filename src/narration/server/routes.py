@@ -1,12 +1,15 @@
 """The job API routes: submit, list, get and cancel jobs, and the health check.
 
-(The stream route is answered ahead of FastAPI's routing: see `stream_route`.) Every route but
-`/health` takes its principal from `require(scope)`; a job of another tenant answers 404.
+(The stream route is answered ahead of FastAPI's routing: see `stream_route`; the download
+route is in `download`.) Every route but `/health` takes its principal from `require(scope)`; a
+job of another tenant answers 404.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict
@@ -20,7 +23,10 @@ from ..jobs.registry import load_json
 from ..protocol import CORRELATION_HEADER, PARENT_JOB_HEADER
 from ..store.base import JobRecord
 from .auth import Canceller, Principal, Reader, Submitter, visible
+from .download import add_download_route
 from .errors import ApiError, checked_job_id, unknown_job
+from .listing import list_page, parse_query
+from .lookup import find_record, find_summary
 from .tokens import TOKEN_PARAM
 
 if TYPE_CHECKING:
@@ -33,6 +39,7 @@ __all__ = ["HeldOperation", "add_job_routes", "read_body", "stream_url"]
 # errors of its own: invalid_state, invalid_limit, invalid_correlation_id).
 _STATES = [state.value for state in JobState]
 _CORRELATION = {"pattern": "^[A-Za-z0-9._:-]{1,128}$"}
+_TIME = {"description": "creation time, ISO 8601 or Unix seconds (an empty value: not given)"}
 
 
 class HeldOperation(BaseModel):
@@ -84,41 +91,42 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
 
     @app.get("/v1/jobs", summary="List jobs, newest first", operation_id="list_jobs")
     async def list_jobs(
+        request: Request,
         state: Annotated[str | None, Query(json_schema_extra={"enum": _STATES})] = None,
         limit: Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": 1000})] = 100,
         correlation_id: Annotated[str | None, Query(json_schema_extra=_CORRELATION)] = None,
+        operation: Annotated[str | None, Query(max_length=64)] = None,
+        since: Annotated[str | None, Query(json_schema_extra=_TIME)] = None,
+        until: Annotated[str | None, Query(json_schema_extra=_TIME)] = None,
+        cursor: str | None = None,
         *,
         principal: Reader,
     ) -> Response:
-        if state is not None and state not in JobState.__members__.values():
-            valid = ", ".join(s.value for s in JobState)
-            raise ApiError(422, "invalid_state", f"unknown state {state!r}; valid: {valid}")
-        if not 1 <= limit <= 1000:
-            raise ApiError(422, "invalid_limit", "limit must be between 1 and 1000")
-        if correlation_id is not None and valid_correlation_id(correlation_id) is None:
-            raise ApiError(
-                422, "invalid_correlation_id", "a correlation id is 1-128 of [A-Za-z0-9._:-]"
-            )
-        tenant = None if principal.is_admin else principal.tenant or ""
-        records = await store.list(state, limit, correlation_id, tenant)
-        summaries = []
-        for record in records:
-            log = await store.log(record.job_id)
-            summaries.append(record.summary(log.count() if log else 0))
-        return JSONResponse(summaries)
+        """Live and archived jobs of your tenant (all, for admin), newest first. Filters:
+        `state`, `correlation_id`, `operation`, `since`/`until` (creation time: Unix seconds or
+        ISO 8601). The next page's cursor is in `X-Next-Cursor` (and `Link: rel="next"`)."""
+        query = parse_query(state, limit, correlation_id, operation, since, until, cursor)
+        query = replace(query, tenant=None if principal.is_admin else principal.tenant or "")
+        summaries, next_cursor = await list_page(server, query)
+        headers: dict[str, str] = {}
+        if next_cursor is not None:
+            params = {k: v for k, v in request.query_params.items() if k != "cursor"}
+            link = f"{request.url.path}?{urlencode({**params, 'cursor': next_cursor})}"
+            headers = {"X-Next-Cursor": next_cursor, "Link": f'<{link}>; rel="next"'}
+        return JSONResponse(summaries, headers=headers)
 
     async def visible_record(job_id: str, principal: Principal) -> JobRecord:
         """The job's record if `principal` may see it; 404 otherwise (unknown or not theirs)."""
-        record = await store.get(checked_job_id(job_id))
+        record = await find_record(server, checked_job_id(job_id))
         if record is None or not visible(principal, record):
             raise unknown_job(job_id)
         return record
 
     @app.get("/v1/jobs/{job_id}", summary="A job's state", operation_id="get_job")
     async def get_job(job_id: str, request: Request, principal: Reader) -> Response:
-        record = await visible_record(job_id, principal)
-        log = await store.log(job_id)
-        summary = record.summary(log.count() if log else 0)
+        summary = await find_summary(server, checked_job_id(job_id), principal)
+        if summary is None:
+            raise unknown_job(job_id)
         if server.auth.enabled:  # a fresh stream token, for a page opened on this job
             summary["sse_url"] = stream_url(server, request, job_id)
         return JSONResponse(summary)
@@ -136,16 +144,22 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
 
     @app.get("/v1/operations", summary="The operations this server runs")
     async def list_operations(_: Reader) -> Response:
-        return JSONResponse(
-            {
-                spec.name: {"summary": spec.summary, "schema": spec.model.model_json_schema()}
-                for spec in server.registry
-            }
-        )
+        listing: dict[str, Any] = {}
+        for spec in server.registry:
+            entry = {"summary": spec.summary, "schema": spec.model.model_json_schema()}
+            if spec.retry is not None:
+                entry["retry"] = spec.retry.describe()
+            listing[spec.name] = entry
+        return JSONResponse(listing)
+
+    add_download_route(app, server)
 
     @app.get("/health", summary="Health check")
     async def health() -> Response:
-        trouble = store.trouble()  # what it says is public: errors and addresses are logged
+        # What it says is public: errors and addresses are logged, not shown.
+        archiver = server.archiver
+        troubles = [store.trouble(), archiver.trouble() if archiver is not None else None]
+        trouble = "; ".join(t for t in troubles if t)
         status = "shutting_down" if not jobs.accepting else "degraded" if trouble else "ok"
         return JSONResponse(
             {
@@ -159,6 +173,7 @@ def add_job_routes(app: FastAPI, server: ServerState) -> None:
                 "streams_open": server.streams.open,
                 "auth": "on" if server.auth.enabled else "off",
                 **_public_health(store.health()),
+                **(archiver.health() if archiver is not None else {}),
             }
         )
 

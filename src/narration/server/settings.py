@@ -56,6 +56,10 @@ class ServerSettings:
     """A request's line and headers at most (431 past it; `serve` and the CLI only)."""
     header_timeout_s: float = 10.0
     """How long a client may take to send a request's headers (408; `serve` and the CLI)."""
+    archive: str | None = None
+    """Where finished jobs are archived: a directory, or an fsspec URL (s3://…); off if None."""
+    archive_retention_days: float = 30.0
+    archive_max_bytes: int = 1024 * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerSettings:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ..filters import EventFilter
 from ..store.base import EventLog
 from ..wire import KEEPALIVE_FRAME, RETRY_FRAME
 
@@ -60,7 +61,8 @@ class EventStreamResponse(Response):
     """An ASGI response streaming `log` after `cursor` until its terminal, then closing.
 
     Whatever is available is sent in one write; after `keepalive_s` of silence a comment is
-    sent. A client disconnect cancels the reader at once, leaving nothing behind.
+    sent. A client disconnect cancels the reader at once, leaving nothing behind. With `only`,
+    events it rejects are skipped (their ids stay as they are, so a resume is exact).
     """
 
     def __init__(
@@ -70,9 +72,11 @@ class EventStreamResponse(Response):
         registry: StreamRegistry,
         keepalive_s: float = 15.0,
         headers: list[tuple[bytes, bytes]] | None = None,
+        only: EventFilter | None = None,
     ) -> None:
         super().__init__(status_code=200, media_type="text/event-stream")
         self.log, self.cursor, self.registry = log, cursor, registry
+        self.only = only
         self.keepalive_s = keepalive_s
         self.stream_headers = _HEADERS + (headers or [])
 
@@ -90,6 +94,9 @@ class EventStreamResponse(Response):
             if writer.done() and not writer.cancelled() and writer.exception() is not None:
                 raise writer.exception()  # type: ignore[misc]
         finally:
+            close = getattr(self.log, "close", None)  # a log read back from a file
+            if close is not None:
+                close()
             await asyncio.shield(self.registry._count(-1, self.log.job_id))
 
     async def _watch(self, receive: Receive) -> None:
@@ -100,10 +107,21 @@ class EventStreamResponse(Response):
         await send({"type": "http.response.start", "status": 200, "headers": self.stream_headers})
         await send({"type": "http.response.body", "body": RETRY_FRAME, "more_body": True})
         closing = self.registry.closing
+        only, loop = self.only, asyncio.get_running_loop()
+        quiet_until = loop.time() + self.keepalive_s  # filtered: when a keepalive is due
         while True:
             timeout = 0.0 if closing.is_set() else self.keepalive_s
+            if only is not None:
+                timeout = min(timeout, max(quiet_until - loop.time(), 0.0))
             result = await self.log.read(self.cursor, timeout=timeout)
             self.cursor = result.cursor
+            if only is not None:  # skip what the reader does not want; its ids stay as they are
+                if result.frames:
+                    result.frames = only.apply(result.frames)
+                nothing = not (result.frames or result.done or closing.is_set())
+                if nothing and loop.time() < quiet_until:
+                    continue
+                quiet_until = loop.time() + self.keepalive_s
             if result.frames and self.registry.on_frames is not None:
                 self.registry.on_frames(result.frames)
             if result.done:

@@ -19,12 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..filters import EventFilter
 from ..ids import new_correlation_id, valid_correlation_id
 from ..propagation.http import CORRELATION_STATE_KEY
 from ..protocol import CORRELATION_HEADER, LAST_EVENT_ID_HEADER, raw_header
 from ..store.base import StoreUnavailableError
 from .auth import visible
 from .errors import ApiError, checked_job_id, error_response, store_unavailable, unknown_job
+from .lookup import find_log, find_record
 from .sse import EventStreamResponse, parse_cursor
 from .tokens import TOKEN_PARAM
 
@@ -87,7 +89,7 @@ class StreamRoute:
             )
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         await self._authorize(scope, job_id, query.get(TOKEN_PARAM, [None])[-1])
-        log = await self.state.store.log(checked_job_id(job_id))
+        log = await find_log(self.state, checked_job_id(job_id))  # live, else archived
         if log is None:
             raise unknown_job(job_id)
         after = query.get("after", [None])[-1]
@@ -95,6 +97,10 @@ class StreamRoute:
             cursor = parse_cursor(last_event_id, after)
         except ValueError as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from None
+        try:
+            only = EventFilter.from_query(lambda name: query.get(name, []))
+        except ValueError as exc:
+            raise ApiError(400, "invalid_filter", str(exc)) from None
         terminal = log.terminal_id()
         if terminal is not None and cursor >= terminal:
             return Response(status_code=204, headers=echo)
@@ -106,7 +112,9 @@ class StreamRoute:
             )
         extra = [(key.lower().encode(), value.encode()) for key, value in echo.items()]
         settings = self.state.settings
-        return EventStreamResponse(log, cursor, self.state.streams, settings.keepalive_s, extra)
+        return EventStreamResponse(
+            log, cursor, self.state.streams, settings.keepalive_s, extra, only
+        )
 
     async def _authorize(self, scope: Scope, job_id: str, token: str | None) -> None:
         """Nothing when the caller may read this job's stream; ApiError 401/403/404 if not."""
@@ -119,7 +127,7 @@ class StreamRoute:
             raise ApiError(403, "forbidden", "this credential lacks the 'read' scope")
         if principal.is_admin:
             return
-        record = await self.state.store.get(checked_job_id(job_id))
+        record = await find_record(self.state, checked_job_id(job_id))
         if record is None or not visible(principal, record):
             raise unknown_job(job_id)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from ..events import NarrationEvent
+from ..redact import redact_batch
 
 T = TypeVar("T")
 
@@ -194,7 +195,7 @@ class BackgroundWriter(Generic[T]):
 
     def _safe_write(self, batch: list[T]) -> None:
         try:
-            self._write(batch)
+            self._write(redact_batch(batch))  # secrets never reach an output
         except Exception:  # a closed stream must not kill the writer thread; count the loss
             self.failed += len(batch)
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NarrationError
 from ..events import NarrationEvent
 from ..safe_encode import EventCaps
+
+if TYPE_CHECKING:
+    from .query import JobPage, JobQuery
 
 __all__ = ["EventLog", "JobRecord", "LogLimits", "ReadResult", "Store", "StoreUnavailableError"]
 
@@ -62,6 +65,7 @@ class JobRecord:
     trace_id: str | None = None
     owner: str | None = None  # the replica running it (Redis)
     tenant: str | None = None  # whose job it is: the submitter's tenant (None: auth was off)
+    attempts: list[dict[str, Any]] | None = None  # operations with a retry policy only
 
     def matches(
         self, state: str | None, correlation_id: str | None, tenant: str | None = None
@@ -89,6 +93,8 @@ class JobRecord:
         }
         if self.parent_job_id is not None:
             summary["parent_job_id"] = self.parent_job_id
+        if self.attempts is not None:
+            summary["attempts"] = self.attempts
         return summary
 
 
@@ -144,6 +150,21 @@ class Store(ABC):
     ) -> list[JobRecord]:
         """Jobs, newest first, optionally only those in `state`, of `correlation_id` and of
         `tenant`."""
+
+    async def query(self, query: JobQuery) -> JobPage:
+        """Jobs matching `query`, newest first, at most `query.limit` of them.
+
+        This default filters what `list` returns (at most 1,000 jobs): a store holding more
+        should page through its own index (the memory and Redis stores do).
+        """
+        from .query import JobPage
+
+        records = await self.list(query.state, 1000, query.correlation_id)
+        matching = [record for record in records if query.matches(record)][: query.limit]
+        return JobPage(matching)
+
+    async def save_attempts(self, record: JobRecord) -> None:  # noqa: B027 - optional hook
+        """Store `record.attempts` (a retried job's attempts so far); memory shares the record."""
 
     @abstractmethod
     async def start(self, record: JobRecord) -> None:

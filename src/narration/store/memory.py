@@ -13,6 +13,7 @@ from ..safe_encode import encode_now, encode_off_loop
 from ..wire import event_frame_from_json, gap_frame, terminal_frame
 from ._reentry import ReentrySafe
 from .base import EventLog, JobRecord, LogLimits, ReadResult, Store
+from .query import JobPage, JobQuery, record_key
 
 __all__ = ["MemoryEventLog", "MemoryStore"]
 
@@ -431,6 +432,16 @@ class MemoryStore(Store):
                     break
         return result
 
+    async def query(self, query: JobQuery) -> JobPage:
+        page = JobPage()
+        for record in reversed(self._records.values()):  # insertion order = creation order
+            if query.matches(record):
+                page.records.append(record)
+                if len(page.records) >= query.limit:
+                    page.stop = record_key(record)
+                    break
+        return page
+
     async def start(self, record: JobRecord) -> None:
         self._records[record.job_id] = record
 
@@ -444,6 +455,9 @@ class MemoryStore(Store):
             self._forget(job_id)
             return
         loop = asyncio.get_running_loop()
+        earlier = self._timers.pop(job_id, None)  # a later call sets the retention afresh
+        if earlier is not None:
+            earlier.cancel()
         self._timers[job_id] = loop.call_later(after_s, self._forget, job_id)
 
     def _forget(self, job_id: str) -> None:

@@ -39,6 +39,8 @@ def record_fields(record: JobRecord) -> list[Any]:
         value = getattr(record, name)
         if value is not None:
             fields += [name, repr(value) if isinstance(value, float) else value]
+    if record.attempts is not None:
+        fields += ["attempts", msgspec.json.encode(record.attempts)]
     return fields
 
 
@@ -55,6 +57,7 @@ def record_from(job_id: str, raw: dict[Any, Any]) -> JobRecord:
 
     operation_raw = raw.get(b"operation")
     operation = msgspec.json.decode(operation_raw) if operation_raw else {}
+    attempts_raw = raw.get(b"attempts")
     return JobRecord(
         job_id=text("job_id") or job_id,
         operation=operation,
@@ -68,4 +71,5 @@ def record_from(job_id: str, raw: dict[Any, Any]) -> JobRecord:
         trace_id=text("trace_id"),
         owner=text("owner"),
         tenant=text("tenant"),
+        attempts=msgspec.json.decode(attempts_raw) if attempts_raw else None,
     )

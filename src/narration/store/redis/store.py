@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import logging
 import os
 import socket
@@ -13,15 +14,19 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from ..._backoff import Backoff
 from ...wire import TERMINAL_EVENTS, terminal_data
 from ..base import EventLog, JobRecord, LogLimits, Store
+from ..query import JobPage, JobQuery
 from .cancels import CancelInbox
 from .connection import UNREACHABLE, Connections, Reachability, unavailable_when_unreachable
 from .keys import Keys
 from .leases import Leases
 from .log import RedisEventLog
 from .options import RedisOptions
+from .query import query_jobs
 from .reader import StreamReader
 from .records import record_fields, record_from
 from .writer import EventWriter
@@ -219,6 +224,16 @@ class RedisStore(Store):
         if stale:
             await self._redis.control.zrem(jobs_key, *stale)
         return result
+
+    @unavailable_when_unreachable
+    async def query(self, query: JobQuery) -> JobPage:
+        self._start()
+        return await query_jobs(self._redis, self._keys, query)
+
+    async def save_attempts(self, record: JobRecord) -> None:
+        attempts = msgspec.json.encode(record.attempts)
+        with contextlib.suppress(*UNREACHABLE):  # shown late at worst; the state is not at stake
+            await self._redis.control.hset(self._keys.job(record.job_id), "attempts", attempts)
 
     @unavailable_when_unreachable
     async def start(self, record: JobRecord) -> None:

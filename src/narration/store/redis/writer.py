@@ -264,7 +264,7 @@ class EventWriter(ReentrySafe):
         for index, (log, event_id, item) in enumerate(batch):
             if type(item) is not bytes:
                 assert isinstance(item, NarrationEvent)
-                body = encode_now(item, event_id, caps)
+                body = encode_now(item, event_id, caps)  # redacted, within the caps
                 if body is None:
                     slow.append(index)
                     continue
