@@ -53,7 +53,7 @@ bench: env
 # The viewer's screenshots in docs/screenshots, taken by its browser tests on a real demo chain.
 screenshots: env
 	NARRATION_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q \
-		tests/browser/test_correlation_page.py
+		tests/server/ui/test_correlation_page.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """The dispatcher: hands each event to its job's log (by job id), the sinks, then the taps.
 
-`deliver()` is the one delivery path; `n()` inlines it for speed (tests/unit/test_dispatch.py
+`deliver()` is the one delivery path; `n()` inlines it for speed (tests/core/test_dispatch.py
 checks that both deliver the same event to the same places).
 """
 
@@ -41,7 +41,7 @@ class Dispatcher:
     def deliver(self, event: NarrationEvent) -> None:
         """Deliver `event` to its job log (if that job lives here), every sink, then every tap.
 
-        `n()` inlines this method for speed; tests/unit/test_dispatch.py keeps the two equal.
+        `n()` inlines this method for speed; tests/core/test_dispatch.py keeps the two equal.
         """
         job_id = event.job_id
         if job_id is not None:

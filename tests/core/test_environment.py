@@ -13,6 +13,8 @@ import pytest
 from narration import environment
 from narration.server.settings import ServerSettings
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -9,6 +9,8 @@ import pytest
 from narration import emit, n
 from narration.events import timestamp
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("seed", range(3))
 def test_n_and_timestamp_give_the_same_time(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+pytestmark = pytest.mark.packaging
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 SCRIPT = """

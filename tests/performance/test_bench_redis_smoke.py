@@ -7,7 +7,7 @@ from benchmarks import bench_redis  # the repo root is on sys.path (pytest `pyth
 
 from narration.testing.redis_server import RedisServer
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.bench, pytest.mark.redis]
 
 
 def test_bench_redis_quick_run_reports_every_figure(redis_server: RedisServer) -> None:

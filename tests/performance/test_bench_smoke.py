@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from benchmarks import bench_emit  # the repo root is on sys.path (pytest `pythonpath`)
 
 from narration import current_context, n
 from narration.dispatch import dispatcher
+
+pytestmark = pytest.mark.bench
 
 CASES = ("emit", "below_threshold", "emit_200_contextvars")
 PEERS = ("structlog", "logging", "loguru")

@@ -16,7 +16,7 @@ from benchmarks import bench_stream  # the repo root is on sys.path (pytest `pyt
 
 run_all = importlib.import_module("benchmarks.run_all")
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(120)]
 
 
 def _figure(value: Any) -> float:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from narration import n, narration_context
 from narration.operations import Operation
 from narration.testing import NarrationTestHarness
+
+pytestmark = pytest.mark.bench
 
 
 async def _emit_and_collect(harness: NarrationTestHarness, count: int) -> list[int]:

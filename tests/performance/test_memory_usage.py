@@ -5,10 +5,14 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
+import pytest
+
 from narration import n, narration_context
 from narration.dispatch import dispatcher
 from narration.operations import Operation
 from narration.testing import NarrationTestHarness
+
+pytestmark = pytest.mark.bench
 
 
 async def test_1000_job_lifecycles_leave_nothing_behind() -> None:

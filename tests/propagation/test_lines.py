@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from narration.propagation.lines import LineSplitter
+
+pytestmark = pytest.mark.unit
 
 
 def test_lines_across_chunks_and_a_last_line_without_newline() -> None:
