@@ -6,7 +6,7 @@ The models live with the services (`narration.services.operations`); your own op
 pydantic models registered with their handlers in a `narration.jobs.JobRegistry`.
 """
 
-from .jobs.registry import OperationError
+from .jobs.errors import OperationError
 from .services.operations import (
     REFERENCE_OPERATIONS,
     HiveCheck,

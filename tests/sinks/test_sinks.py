@@ -93,10 +93,7 @@ def test_a_log_record_becomes_an_event_with_the_current_context(
     assert event.actor == "billing"
     assert (event.job_id, event.correlation_id) == ("job-log", "corr-log")
     assert event.fields == {"logger": app_logger.name}
-    assert (
-        event.fn_name
-        == "test_sinks.test_a_log_record_becomes_an_event_with_the_current_context"
-    )
+    assert event.fn_name == "test_sinks.test_a_log_record_becomes_an_event_with_the_current_context"
 
 
 @pytest.mark.usefixtures("restore_level")

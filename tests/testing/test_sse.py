@@ -152,10 +152,13 @@ def test_any_chunking_reads_like_httpx_sse(
     ours = [f for a, b in itertools.pairwise(bounds) for f in parser.feed(body[a:b])]
     assert ours == parse_sse(body) and parser.pending == ""
     assert [f.data for f in ours] == ["\n".join(frame["data"]) for frame in frames]
-    assert [f.comments for f in ours] == [  # one leading space dropped, as from field values
-        tuple(c[1:] if c.startswith(" ") else c for c in frame.get("comments", []))
-        for frame in frames
-    ]
+    assert (
+        [f.comments for f in ours]
+        == [  # one leading space dropped, as from field values
+            tuple(c[1:] if c.startswith(" ") else c for c in frame.get("comments", []))
+            for frame in frames
+        ]
+    )
 
     lines, decoder, theirs = SSELineDecoder(), SSEDecoder(), []
     for line in [*lines.decode(body.decode()), *lines.flush()]:

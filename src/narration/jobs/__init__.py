@@ -1,7 +1,8 @@
 """Jobs: the operations registry, states, and the runner that executes operations inside their
 job's context."""
 
-from .registry import Handler, JobRegistry, OperationError, OperationSpec, RegistryError
+from .errors import OperationError, RegistryError
+from .registry import Handler, JobRegistry, OperationSpec
 from .retry import Retry
 from .runner import Job, JobFinishedError, JobManager, NotAcceptingError, UnknownJobError
 from .states import FINAL_STATES, IllegalTransitionError, JobState, check_transition

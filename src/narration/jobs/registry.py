@@ -19,21 +19,29 @@ an operation declared without a handler fails there, never at submit.
 
 from __future__ import annotations
 
-import inspect
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar, Union, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from .retry import Retry
 
 if TYPE_CHECKING:
     from .runner import Job
 
-from ..errors import NarrationError
+from .bodies import invalid_fields, load_json
+from .declaring import (
+    annotated_model,
+    declared_name,
+    example_from_schema,
+    first_line,
+    is_async,
+    takes_job,
+    wire_model,
+)
+from .errors import OperationError, RegistryError
 
 __all__ = ["Handler", "JobRegistry", "OperationError", "OperationSpec", "RegistryError"]
 
@@ -43,32 +51,6 @@ Handler = Callable[[Any, "Job"], Any]
 H = TypeVar("H", bound=Callable[..., Any])
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
-MAX_JSON_DEPTH = 64
-"""Deepest nesting of arrays and objects a JSON body may have (deeper answers `invalid_json`)."""
-
-
-class OperationError(NarrationError, ValueError):
-    """An operation could not be parsed or built.
-
-    `code` is `unknown_operation`, `invalid_fields` or `invalid_json`; `errors` lists the
-    individual problems as `{"loc": "field.path", "msg": "..."}` dicts (empty for unknown
-    operations); `str(error)` is the readable message.
-    """
-
-    def __init__(self, code: str, message: str, errors: tuple[dict[str, str], ...] = ()) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.errors = errors
-
-    def __repr__(self) -> str:
-        return f"OperationError(code={self.code!r}, message={self.message!r})"
-
-
-class RegistryError(NarrationError, TypeError):
-    """A registry cannot serve: a handler without a model, a model without a handler, a
-    duplicate or badly formed name. Raised when the operation is registered or the server is
-    built, never when a job is submitted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +136,7 @@ class JobRegistry:
         if name in self._specs and self._specs[name].handler is not None:
             raise RegistryError(f"operation {name!r} is registered twice")
         if model is None and handler is not None:
-            model = _annotated_model(name, handler)
+            model = annotated_model(name, handler)
         if model is None and name in self._specs:
             model = self._specs[name].model
         if model is None:
@@ -163,16 +145,16 @@ class JobRegistry:
             raise RegistryError(f"the model of {name!r} must be a pydantic BaseModel class")
         if retry is not None and not isinstance(retry, Retry):
             raise RegistryError(f"retry= of {name!r} must be a Retry, got {retry!r}")
-        wire = _wire_model(name, model)
-        doc = summary or _first_line(handler) or _first_line(model) or name
+        wire = wire_model(name, model)
+        doc = summary or first_line(handler) or first_line(model) or name
         spec = OperationSpec(
             name=name,
             model=wire,
             handler=handler,
             summary=doc,
             examples=tuple(dict(example) for example in examples),
-            is_async=handler is None or _is_async(handler),
-            takes_job=handler is None or _takes_job(handler),
+            is_async=handler is None or is_async(handler),
+            takes_job=handler is None or takes_job(handler),
             retry=retry,
         )
         self._specs[name] = spec
@@ -182,7 +164,7 @@ class JobRegistry:
         """Declare an operation's model without a handler yet (e.g. shared by several services,
         each registering its own handler with `add(name, handler)`); the name defaults to the
         model's `operation` default."""
-        name = name or _declared_name(model)
+        name = name or declared_name(model)
         self.add(name, None, model=model)
 
     def include(self, other: JobRegistry) -> None:
@@ -258,7 +240,7 @@ class JobRegistry:
                 return model.model_validate_json(raw)
             return model.model_validate(dict(data))
         except ValidationError as error:
-            raise _invalid_fields(name, error) from None
+            raise invalid_fields(name, error) from None
 
     def build(self, name: str, **fields: Any) -> BaseModel:
         """The operation `name` with `fields` (validated like a request)."""
@@ -284,7 +266,7 @@ class JobRegistry:
         """One OpenAPI example per operation (given ones, else a body built from its schema)."""
         result: dict[str, dict[str, Any]] = {}
         for spec in self:
-            given = spec.examples or (_example_from_schema(spec.model.model_json_schema()),)
+            given = spec.examples or (example_from_schema(spec.model.model_json_schema()),)
             for index, example in enumerate(given):
                 key = spec.name if index == 0 else f"{spec.name}_{index + 1}"
                 body = {
@@ -296,172 +278,3 @@ class JobRegistry:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def load_json(raw: bytes | str) -> Any:
-    """`json.loads(raw)`, with nesting limited to `MAX_JSON_DEPTH`; `OperationError`
-    (`invalid_json`) for anything that is not JSON or nests deeper."""
-    try:
-        text = raw if isinstance(raw, str) else raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        message = f"body is not valid JSON (not UTF-8): {error}"
-        raise OperationError("invalid_json", message) from None
-    depth = _max_depth(text)
-    if depth > MAX_JSON_DEPTH:
-        raise OperationError(
-            "invalid_json", f"body nests deeper than {MAX_JSON_DEPTH} levels of arrays/objects"
-        )
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as error:
-        raise OperationError("invalid_json", f"body is not valid JSON: {error}") from None
-
-
-_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-
-
-def _max_depth(text: str) -> int:
-    """The deepest bracket nesting in JSON text, ignoring brackets inside strings (a linear
-    scan, so a hostile body cannot make the parser recurse before it is refused)."""
-    if "[" not in text and "{" not in text:
-        return 0
-    depth = deepest = 0
-    for match in _BRACKETS.finditer(text):
-        token = match.group()
-        if token in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > MAX_JSON_DEPTH:
-                    return deepest
-        elif token in "]}":
-            depth -= 1
-    return deepest
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    """`("fields", 0, "x")` -> `"fields[0].x"`."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text or "(body)"
-
-
-def _invalid_fields(name: str, error: ValidationError) -> OperationError:
-    """Turn a pydantic error into one readable `invalid_fields` error listing every field."""
-    problems = tuple(
-        {"loc": _loc(tuple(detail["loc"])), "msg": str(detail["msg"])}
-        for detail in error.errors(include_url=False, include_input=False)
-    )
-    listing = "; ".join(f"{problem['loc']}: {problem['msg']}" for problem in problems)
-    return OperationError(
-        "invalid_fields", f"invalid fields for operation {name!r}: {listing}", problems
-    )
-
-
-def _wire_model(name: str, model: type[BaseModel]) -> type[BaseModel]:
-    """`model` with the `operation` discriminator (`Literal[name]`, defaulting to it), no
-    unknown fields and strict scalars (unless the model chose its own strictness)."""
-    declared = model.model_fields.get("operation")
-    if declared is not None:
-        if declared.default != name:
-            raise RegistryError(
-                f"{model.__name__}.operation defaults to {declared.default!r}, not {name!r}"
-            )
-        if model.model_config.get("extra") == "forbid":
-            return model
-    config = ConfigDict(extra="forbid")
-    if "strict" not in model.model_config:
-        config["strict"] = True
-    namespace: dict[str, Any] = {
-        "__annotations__": {"operation": Literal[name]},
-        "operation": name,
-        "model_config": config,
-        "__module__": model.__module__,
-        "__qualname__": model.__qualname__,
-        "__doc__": model.__doc__,
-    }
-    metaclass: Any = type(model)  # pydantic's ModelMetaclass builds the subclass
-    wire: type[BaseModel] = metaclass(model.__name__, (model,), namespace)
-    return wire
-
-
-def _declared_name(model: type[BaseModel]) -> str:
-    declared = model.model_fields.get("operation")
-    if declared is None or not isinstance(declared.default, str):
-        raise RegistryError(f"{model.__name__} has no `operation` default: pass name=")
-    return declared.default
-
-
-def _annotated_model(name: str, handler: Handler) -> type[BaseModel]:
-    """The pydantic model annotating the handler's first parameter."""
-    try:
-        parameters = list(inspect.signature(handler).parameters.values())
-    except (TypeError, ValueError):
-        parameters = []
-    if not parameters:
-        raise RegistryError(
-            f"the handler of {name!r} takes no parameters; it is called as handler(op, job)"
-        )
-    try:
-        hints = get_type_hints(handler)
-    except Exception:  # unresolvable forward references: fall back to the raw annotation
-        hints = {}
-    annotation = hints.get(parameters[0].name, parameters[0].annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if isinstance(annotation, str):
-        raise RegistryError(
-            f"the handler of {name!r} is annotated with {annotation!r}, which cannot be "
-            "resolved here: define the model before the handler, or pass model="
-        )
-    raise RegistryError(
-        f"the handler of {name!r} has no model: annotate its first parameter with a pydantic "
-        "model (async def handler(op: MyModel, job: Job)) or pass model="
-    )
-
-
-def _is_async(handler: Handler) -> bool:
-    method = type(handler).__call__  # a callable object's own method
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(method)
-
-
-def _takes_job(handler: Handler) -> bool:
-    """False for `handler(op)`; True for `handler(op, job)` (or *args)."""
-    try:
-        parameters = list(inspect.signature(handler).parameters.values())
-    except (TypeError, ValueError):
-        return True
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
-
-
-def _first_line(obj: object) -> str:
-    doc = inspect.getdoc(obj) if obj is not None else None
-    if not doc or obj is BaseModel:
-        return ""
-    return doc.strip().splitlines()[0]
-
-
-_PLACEHOLDERS = {"string": "string", "integer": 0, "number": 0.0, "boolean": True}
-
-
-def _example_from_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A request body for the docs: each field's default, else a placeholder of its type."""
-    example: dict[str, Any] = {}
-    properties: Mapping[str, Any] = schema.get("properties", {})
-    for key, prop in properties.items():
-        if key == "operation":
-            continue
-        if "default" in prop:
-            example[key] = prop["default"]
-        elif prop.get("examples"):
-            example[key] = prop["examples"][0]
-        elif prop.get("type") in _PLACEHOLDERS:
-            example[key] = _PLACEHOLDERS[prop["type"]]
-        elif key in schema.get("required", ()):
-            example[key] = None
-    return example

@@ -19,7 +19,7 @@ from .. import __version__
 from ..context import current_context
 from ..ids import is_job_id, new_correlation_id, valid_correlation_id
 from ..jobs import JobFinishedError, JobState, NotAcceptingError, OperationError, UnknownJobError
-from ..jobs.registry import load_json
+from ..jobs.bodies import load_json
 from ..protocol import CORRELATION_HEADER, PARENT_JOB_HEADER
 from ..store.base import JobRecord
 from .auth import Canceller, Principal, Reader, Submitter, visible

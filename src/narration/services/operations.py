@@ -27,7 +27,8 @@ from typing import Annotated, Any, Literal, TypeAlias, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from ..jobs.registry import JobRegistry, OperationError
+from ..jobs.errors import OperationError
+from ..jobs.registry import JobRegistry
 
 __all__ = [
     "REFERENCE_OPERATIONS",

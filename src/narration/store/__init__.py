@@ -1,7 +1,8 @@
 """Storage backends for job records and event logs: memory (default) and Redis Streams."""
 
 from .base import EventLog, JobRecord, LogLimits, ReadResult, Store, StoreUnavailableError
-from .memory import MemoryEventLog, MemoryStore
+from .memory import MemoryEventLog
+from .memory_store import MemoryStore
 
 __all__ = [
     "EventLog",
