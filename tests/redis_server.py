@@ -81,13 +81,18 @@ class TcpProxy:
     """A TCP proxy to Redis in the test's event loop, to cut (and restore) the network.
 
     `cut()` closes every open connection and makes new ones close at once; `restore()`
-    lets them through again.
+    lets them through again. `stall()` keeps connections open but holds whatever is sent either
+    way (a network that stopped answering) until `resume()`.
     """
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.port = 0
         self.down = False
+        self.held: list[bytes] = []  # what was sent while stalled, in arrival order
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._more_held = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -112,6 +117,10 @@ class TcpProxy:
         except OSError:
             writer.close()
             return
+        if self.down:  # cut while connecting upstream: this connection must not get through
+            writer.close()
+            up_writer.close()
+            return
         self._writers.update((writer, up_writer))
         for source, sink in ((reader, up_writer), (up_reader, writer)):
             task = asyncio.create_task(self._pipe(source, sink))
@@ -121,6 +130,10 @@ class TcpProxy:
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
             while data := await source.read(65536):
+                if not self._flowing.is_set():
+                    self.held.append(data)
+                    self._more_held.set()
+                    await self._flowing.wait()
                 sink.write(data)
                 await sink.drain()
         except (OSError, asyncio.IncompleteReadError):
@@ -138,6 +151,21 @@ class TcpProxy:
 
     def restore(self) -> None:
         self.down = False
+
+    def stall(self) -> None:
+        """Hold everything sent on any connection (none is closed) until `resume()`."""
+        self.held.clear()
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    async def wait_held(self, marker: bytes, timeout: float = 5) -> None:
+        """Wait until something holding `marker` was sent and is held by `stall()`."""
+        async with asyncio.timeout(timeout):
+            while not any(marker in data for data in self.held):
+                self._more_held.clear()
+                await self._more_held.wait()
 
     async def close(self) -> None:
         await self.cut()

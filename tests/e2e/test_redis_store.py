@@ -129,6 +129,35 @@ async def test_outage_buffers_then_drops_with_an_exact_gap(redis_server: RedisSe
     assert ids == [*range(1, 11), *range(161, 212)]
 
 
+async def test_backlog_counts_the_events_of_a_write_still_unanswered(
+    redis_server: RedisServer,
+) -> None:
+    proxy = await TcpProxy.start(redis_server.port)
+    harness = await NarrationTestHarness.start(store=proxy.url())
+    try:
+        job_id = await harness.submit_job(Operation.hive_list())
+        emit(harness, job_id, 10)
+        await harness.state.jobs.live[job_id].log.flush()
+
+        proxy.stall()  # Redis stops answering: the writer's next write hangs on the wire
+        emit(harness, job_id, 20, start=10)
+        await proxy.wait_held(b"EVALSHA")
+        health = (await harness.http.get("/health")).json()["redis"]
+        assert (health["backlog"], health["dropped"]) == (20, 0)  # taken out, not yet written
+
+        proxy.resume()
+        await wait_health(harness, lambda redis: redis["connected"] and redis["backlog"] == 0)
+        await harness.complete_job(job_id)
+        status, frames = await read_stream(harness.http, job_id)
+    finally:
+        proxy.resume()  # also when an assertion failed: a stalled Redis would hang the stop
+        await harness.stop()
+        await proxy.close()
+    assert status == 200
+    assert [int(frame["id"]) for frame in frames] == list(range(1, 32))
+    assert [frame["event"] for frame in frames] == ["narration"] * 30 + ["done"]
+
+
 async def wait_health(harness: NarrationTestHarness, ok: object, timeout: float = 10) -> dict:
     async with asyncio.timeout(timeout):
         while True:

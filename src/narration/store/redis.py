@@ -534,6 +534,9 @@ class RedisStore(ReentrySafe, Store):
         self._busy = False
         self._aside: deque[tuple[RedisEventLog, NarrationEvent]] | None = None
         self._pending: deque[_Item] = deque()
+        # Events the writer has taken out of _pending for the write in progress: still not
+        # written, so /health counts them in `backlog` (a failed write puts them back).
+        self._writing = 0
         self._idle = True  # the writer waits for a kick
         self._closed = False
         self.dropped = 0
@@ -646,11 +649,13 @@ class RedisStore(ReentrySafe, Store):
                         for log, _, _ in batch:
                             log._queued -= 1
                             log.lost += 1
-                self._signal_progress()
                 if written:
+                    self._writing = 0
+                    self._signal_progress()
                     delay = 0.05
                     continue
                 with self:  # put the batch back in front; keep the buffer bounded
+                    self._writing = 0
                     self._pending.extendleft(reversed(batch))
                     self._drop_oldest()
                 self._signal_progress()
@@ -667,7 +672,9 @@ class RedisStore(ReentrySafe, Store):
             if not pending:
                 self._idle = True
                 return []
-            return [pending.popleft() for _ in range(min(len(pending), _WRITE_BATCH))]
+            batch = [pending.popleft() for _ in range(min(len(pending), _WRITE_BATCH))]
+            self._writing = len(batch)
+            return batch
 
     def _drop_all(self) -> None:
         """Count every queued event as dropped (the store is closing)."""
@@ -1061,7 +1068,7 @@ class RedisStore(ReentrySafe, Store):
                 "connected": down_since is None,
                 "down_for_s": None if down_since is None else round(time.time() - down_since, 3),
                 "error": self._last_error if down_since is not None else None,
-                "backlog": len(self._pending),
+                "backlog": len(self._pending) + self._writing,  # not written yet
                 "dropped": self.dropped,
                 "jobs_owned": len(self._leased),
                 "jobs_reaped": self.reaped,
