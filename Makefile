@@ -105,8 +105,9 @@ bench: env
 	$(VENV)/bin/python -m benchmarks.run_all
 
 # bench_emit and bench_stream in each interpreter's environment, one results file per Python
-# version (benchmarks/results/python-<version>.json), then the per-interpreter table of
-# docs/PERFORMANCE.md (~3 min per interpreter; never part of a test target).
+# version (benchmarks/results/python-<version>.json); then n() timed in every environment in
+# turn (round after round, so load from other processes hits them alike), and the
+# per-interpreter table of docs/PERFORMANCE.md. ~3 min per interpreter; never part of a test.
 BENCH_MATRIX := bench_emit bench_stream
 bench-matrix: env $(MATRIX:%=env-%)
 	@for venv in $(VENV) $(MATRIX:%=.venv-%); do \
@@ -115,7 +116,7 @@ bench-matrix: env $(MATRIX:%=env-%)
 		$$venv/bin/python -m benchmarks.run_all --only $(BENCH_MATRIX) --no-doc \
 			--out benchmarks/results/python-$$version.json >/dev/null || exit 1; \
 	done
-	$(VENV)/bin/python -m benchmarks.interpreters
+	$(VENV)/bin/python -m benchmarks.interpreters --alternate $(VENV) $(MATRIX:%=.venv-%)
 
 clean:
 	rm -rf $(VENV) $(MATRIX:%=.venv-%) .pytest_cache .mypy_cache .ruff_cache

@@ -1,94 +1,173 @@
-"""The per-interpreter table of docs/PERFORMANCE.md, from `benchmarks/results/python-*.json`.
+"""The per-interpreter table of docs/PERFORMANCE.md: `n()` and the streams on each Python.
 
-`make bench-matrix` runs `run_all --only bench_emit bench_stream` once in each interpreter's
-environment (.venv, .venv-3.12, .venv-3.13), each writing `results/python-<version>.json`,
-then this module renders every such file into the table between `<!-- interpreters:start -->`
-and `<!-- interpreters:end -->`. A file per full version, so a second build of one minor version
-(say pyenv's 3.11.7 next to Debian's 3.11.2) gets a row of its own; delete a file to drop its
-row. `python -m benchmarks.interpreters` re-renders without measuring.
+`make bench-matrix` does two things in every environment (.venv, .venv-3.12, .venv-3.13):
+runs `run_all --only bench_emit bench_stream`, one results file per full version
+(`results/python-<version>.json`, so a second build of one minor version, say pyenv's 3.11.7
+next to Debian's 3.11.2, gets a row of its own; delete a file to drop its row); then
+`python -m benchmarks.interpreters --alternate ENV...`, which times `n()` alone in each
+environment in turn, round after round (`results/interpreters-emit.json`): runs made minutes
+apart on a shared machine differ by more than the interpreters do, alternating ones do not.
+Every call renders the table between `<!-- interpreters:start -->` and `<!-- interpreters:end -->`.
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import gc
 import json
+import os
+import platform
+import statistics
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run_all import DOC, RESULTS, _fmt, _median, _ok
+from benchmarks.run_all import DOC, RESULTS, _fmt, _git, _libpython, _ok
 
-__all__ = ["load", "main", "render", "update_doc"]
+__all__ = ["alternate", "load", "main", "probe", "render", "update_doc"]
 
 START, END = "<!-- interpreters:start -->", "<!-- interpreters:end -->"
+ALTERNATED = RESULTS / "interpreters-emit.json"
 
 
-def _version_key(path: Path) -> tuple[int, ...]:
-    version = path.stem.removeprefix("python-")
+def probe(calls: int = 20_000, repeats: int = 9) -> dict[str, Any]:
+    """This interpreter's `n()` cost: median ns per call over `repeats` timed loops, the same
+    call and context as bench_emit's "narration" column."""
+    from benchmarks.bench_emit import _job_context, _loops
+    from narration.dispatch import dispatcher
+
+    dispatcher.sinks = ()
+    ctx, stack = _job_context(0)
+    loop = _loops(below=False)["narration"]
+    ctx.run(loop, calls // 10)  # warm-up: the caller cache, specialised bytecode
+    samples = []
+    for _ in range(repeats):
+        gc.disable()
+        try:
+            samples.append(ctx.run(loop, calls) / calls)
+        finally:
+            gc.enable()
+    ctx.run(stack.close)
+    return {
+        "python": platform.python_version(),
+        "interpreter": os.path.realpath(sys.executable),
+        "libpython": _libpython(),
+        "ns": statistics.median(samples),
+    }
+
+
+def alternate(envs: list[str], rounds: int) -> dict[str, Any]:
+    """`probe()` in each environment in turn, `rounds` times; every figure per version."""
+    by_version: dict[str, dict[str, Any]] = {}
+    load = os.getloadavg()[0]
+    for _ in range(rounds):
+        for env in envs:
+            command = [f"{env}/bin/python", "-m", "benchmarks.interpreters", "--probe"]
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            answer = json.loads(out)
+            row = by_version.setdefault(answer.pop("python"), {**answer, "runs": []})
+            row["runs"].append(round(answer["ns"], 1))
+    for row in by_version.values():
+        row.pop("ns", None)
+        row["median"], row["min"] = statistics.median(row["runs"]), min(row["runs"])
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git": _git(),
+        "rounds": rounds,
+        "load_average": [round(load, 2), round(os.getloadavg()[0], 2)],
+        "by_version": by_version,
+    }
+
+
+def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
-def load(results: Path = RESULTS) -> list[dict[str, Any]]:
-    """Every per-interpreter result file, oldest Python version first."""
-    files = sorted(results.glob("python-*.json"), key=_version_key)
-    return [json.loads(path.read_text(encoding="utf-8")) for path in files]
+def load(results: Path = RESULTS) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """The run_all results by Python version, and the alternated `n()` figures (if any)."""
+    runs = {}
+    for path in results.glob("python-*.json"):
+        runs[path.stem.removeprefix("python-")] = json.loads(path.read_text(encoding="utf-8"))
+    alternated = results / ALTERNATED.name
+    alt = json.loads(alternated.read_text(encoding="utf-8")) if alternated.exists() else None
+    return runs, alt
 
 
-def _baseline(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The 3.11 measured with the same kind of build (libpython shared or static) as `row`."""
-    for other in rows:
-        same_kind = other["machine"].get("libpython") == row["machine"].get("libpython")
-        if other["machine"]["python"].startswith("CPython 3.11.") and same_kind:
-            return other
-    return None
-
-
-def _emit_ns(data: dict[str, Any]) -> Any:
-    emit = _ok(data["benchmarks"].get("bench_emit"))
-    return emit["emit"]["narration"] if emit else None
-
-
-def render(rows: list[dict[str, Any]]) -> str:
+def render(runs: dict[str, dict[str, Any]], alt: dict[str, Any] | None) -> str:
     """The markdown between the markers: one row per interpreter measured."""
+    alt_rows: dict[str, Any] = alt["by_version"] if alt else {}
+    versions = sorted({*runs, *alt_rows}, key=_version_key)
+
+    def libpython(version: str) -> str:
+        if version in alt_rows:
+            return str(alt_rows[version].get("libpython", "?"))
+        return str(runs[version]["machine"].get("libpython", "?"))
+
+    def same_build_311(version: str) -> str | None:
+        """The 3.11 with the same libpython linkage (pyenv's builds are all alike)."""
+        kind = libpython(version)
+        return next((v for v in versions if v.startswith("3.11.") and libpython(v) == kind), None)
+
     lines = [
         "### Per interpreter (generated by `make bench-matrix`)",
         "",
-        "| interpreter | libpython | `n()` ns | vs 3.11, same build | `n()`+encode ns "
-        "| structlog ns | `n()` / structlog | one stream, lean client (ev/s) "
-        "| latency p50 / p99 (ms) | measured (load before) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Python | interpreter | libpython | `n()` ns, alternating | vs 3.11, same build "
+        "| `n()` ns in bench_emit | `n()` / structlog | one stream, lean client (ev/s) "
+        "| latency p50 / p99 (ms) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for data in rows:
-        m = data["machine"]
-        emit = _ok(data["benchmarks"].get("bench_emit"))
-        stream = _ok(data["benchmarks"].get("bench_stream"))
-        ours = _emit_ns(data)
-        base = _baseline(data, rows)
-        base_ns = _emit_ns(base) if base else None
-        vs = (
-            f"{_median(ours) / _median(base_ns):.2f}x ({base['machine']['python'].split()[1]})"
-            if ours and base_ns and base
-            else "—"
+    for version in versions:
+        data = runs.get(version)
+        emit = _ok(data["benchmarks"].get("bench_emit")) if data else None
+        stream = _ok(data["benchmarks"].get("bench_stream")) if data else None
+        mine = alt_rows.get(version)
+        base = same_build_311(version)
+        vs = "—"
+        if mine and base and base in alt_rows and base != version:
+            vs = f"{mine['median'] / alt_rows[base]['median']:.2f}x ({base})"
+        elif base == version:
+            vs = "1.00x"
+        where = mine["interpreter"] if mine else (data or {}).get("machine", {}).get("interpreter")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    version,
+                    f"`{where}`",
+                    libpython(version),
+                    f"{mine['median']:,.0f} (min {mine['min']:,.0f})" if mine else "—",
+                    vs,
+                    _fmt(emit["emit"]["narration"]) if emit else "—",
+                    _fmt(emit["ratios"]["emit"]["structlog"], 2, "x") if emit else "—",
+                    _fmt(stream["throughput"]["ours_lean"]) if stream else "—",
+                    (
+                        f"{_fmt(stream['latency']['ours']['p50_ms'], 3)} / "
+                        f"{_fmt(stream['latency']['ours']['p99_ms'], 3)}"
+                        if stream
+                        else "—"
+                    ),
+                ]
+            )
+            + " |"
         )
-        cells = [
-            f"{m['python']} (`{m.get('interpreter', '?')}`)",
-            m.get("libpython", "?"),
-            _fmt(ours) if ours else "—",
-            vs,
-            _fmt(emit["emit"]["narration+encode"]) if emit else "—",
-            _fmt(emit["emit"]["structlog"]) if emit else "—",
-            _fmt(emit["ratios"]["emit"]["structlog"], 2, "x") if emit else "—",
-            _fmt(stream["throughput"]["ours_lean"]) if stream else "not measured",
-            (
-                f"{_fmt(stream['latency']['ours']['p50_ms'], 3)} / "
-                f"{_fmt(stream['latency']['ours']['p99_ms'], 3)}"
-                if stream
-                else "—"
-            ),
-            f"{m['date'][:16].replace('T', ' ')} UTC, commit {m['git']} ({m['load_average'][0]})",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    if not rows:
-        lines.append("| no results yet: run `make bench-matrix` | | | | | | | | | |")
+    lines.append("")
+    if alt:
+        lines.append(
+            f"Alternating: {alt['rounds']} rounds, each timing `n()` once in every interpreter "
+            f"(median of 9 x 20,000 calls); the figure is the median of the rounds. "
+            f"{alt['date'][:16].replace('T', ' ')} UTC, commit {alt['git']}, 1-minute load "
+            f"average {alt['load_average'][0]} before, {alt['load_average'][1]} after."
+        )
+    for version in versions:
+        if version in runs:
+            m = runs[version]["machine"]
+            lines.append(
+                f"bench_emit and bench_stream on {version}: {m['date'][:16].replace('T', ' ')} "
+                f"UTC, commit {m['git']}, load {m['load_average'][0]} before, "
+                f"{m.get('load_average_after', ['?'])[0]} after."
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -105,8 +184,19 @@ def update_doc(table: str, doc: Path = DOC) -> None:
     doc.write_text(text, encoding="utf-8")
 
 
-def main() -> int:
-    table = render(load())
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--probe", action="store_true", help="time n() here, print JSON")
+    parser.add_argument("--alternate", nargs="+", metavar="ENV", help="environments to alternate")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args(argv)
+    if args.probe:
+        print(json.dumps(probe()))
+        return 0
+    if args.alternate:
+        result = alternate(args.alternate, args.rounds)
+        ALTERNATED.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    table = render(*load())
     update_doc(table)
     print(table)
     return 0
