@@ -127,7 +127,10 @@ QUICK = Sizes(
     retained_events=5_000,
     idle_streams=200,
     lifecycles=1_000,
-    slow_events=20_000,
+    # The socket buffers hold ~16,000 frames: 60,000 events put the reader (20,000 ev/s) past the
+    # cap unless producing them takes over 2 s (~0.3 s here); 20,000 needed it done in 0.1 s,
+    # which a busy 2-core machine missed.
+    slow_events=60_000,
     slow_cap=2_000,
     slow_block=5_000,
     slow_read_rate=20_000.0,

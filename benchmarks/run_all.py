@@ -96,11 +96,22 @@ def machine() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "interpreter": os.path.realpath(sys.executable),  # which build: see PERFORMANCE.md
+        "libpython": _libpython(),
         "packages": versions,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git": _git(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _libpython() -> str:
+    """How libpython is linked: "shared" (a separate .so, as in pyenv's default build, where
+    3.12+ reaches its thread state through a call on every access) or "static"."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            return "shared" if "/libpython" in maps.read() else "static"
+    except OSError:
+        return "unknown"
 
 
 def _git() -> str | None:
@@ -243,7 +254,8 @@ def _machine_block(data: dict[str, Any]) -> list[str]:
     loads = f"{m['load_average'][0]:.2f} before, {m.get('load_average_after', ['?'])[0]} after"
     return [
         f"Measured {m['date']} on **{m['cpu']}**, {m['cores']} cores, {m['ram_gib']} GiB RAM, "
-        f"{m['os']}, {m['python']} ({m.get('interpreter', 'interpreter not recorded')}; "
+        f"{m['os']}, {m['python']} ({m.get('interpreter', 'interpreter not recorded')}, "
+        f"libpython {m.get('libpython', 'not recorded')}; "
         f"commit {m['git']}); 1-minute load average {loads}. "
         f"Whole suite: {data['seconds']:.0f} s.",
         "",
