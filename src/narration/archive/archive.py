@@ -18,7 +18,7 @@ import gzip
 import time
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import IO, Any
 
 import msgspec
@@ -32,21 +32,8 @@ __all__ = ["Archive", "ArchivedJob"]
 SCAN_LIMIT = 5000
 """Most index entries one listing page reads: a selective filter gets a short page + cursor."""
 _DAY = 86400.0
-_RECORD_FIELDS = (
-    "job_id",
-    "operation",
-    "correlation_id",
-    "state",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "error",
-    "parent_job_id",
-    "trace_id",
-    "owner",
-    "tenant",
-    "attempts",
-)
+_RECORD_FIELDS = tuple(field.name for field in fields(JobRecord))
+"""Every field of a job record: all of them are archived, whatever is added later."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from ..events import NarrationEvent
+from ..events import Level, NarrationEvent, timestamp
 from ..redact import redact_batch
 
 T = TypeVar("T")
@@ -250,3 +250,15 @@ class QueuedSink:
 
     def _report_drop(self, count: int) -> None:
         """Tell the reader of this output that `count` events could not be queued."""
+
+
+def dropped_notice(count: int, why: str) -> NarrationEvent:
+    """The event a sink writes where it had to drop `count` events: `why` says what was lost."""
+    return NarrationEvent(
+        ts=timestamp(),
+        level=Level.WARN,
+        actor="narration",
+        action="dropped",
+        human=f"{count} events {why}",
+        fields={"dropped": count},
+    )

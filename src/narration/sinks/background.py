@@ -6,8 +6,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..dispatch import dispatcher
-from ..events import Level, NarrationEvent, timestamp
-from ._writer import QueuedSink
+from ..events import NarrationEvent
+from ._writer import QueuedSink, dropped_notice
 
 __all__ = ["BackgroundSink"]
 
@@ -41,12 +41,4 @@ class BackgroundSink(QueuedSink):
 
     def _report_drop(self, count: int) -> None:
         print(f"narration: sink {self.fn!r} fell behind, {count} events dropped", file=sys.stderr)
-        notice = NarrationEvent(
-            ts=timestamp(),
-            level=Level.WARN,
-            actor="narration",
-            action="dropped",
-            human=f"{count} events were not delivered to this sink (it fell behind)",
-            fields={"dropped": count},
-        )
-        self._write([notice])
+        self._write([dropped_notice(count, "were not delivered to this sink (it fell behind)")])

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from ..events import Level, NarrationEvent, encode_event, timestamp
+from ..events import NarrationEvent, encode_event
 from ._stdout import OrderedStdout
-from ._writer import QueuedSink
+from ._writer import QueuedSink, dropped_notice
 
 __all__ = ["JsonlSink"]
 
@@ -100,12 +100,4 @@ class JsonlSink(QueuedSink):
         self.stream.flush()
 
     def _report_drop(self, count: int) -> None:
-        notice = NarrationEvent(
-            ts=timestamp(),
-            level=Level.WARN,
-            actor="narration",
-            action="dropped",
-            human=f"{count} events were not written (output fell behind)",
-            fields={"dropped": count},
-        )
-        self._write([notice])
+        self._write([dropped_notice(count, "were not written (output fell behind)")])
