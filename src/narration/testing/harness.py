@@ -58,8 +58,13 @@ class HarnessStream:
             await self._queue.put(exc)
         finally:
             await self._queue.put(_END)
-            if self._on_end is not None:  # the harness lets go of a stream that ended
-                self._on_end(self)
+            self._release()
+
+    def _release(self) -> None:
+        """Tell the harness this stream ended, once: it lets go of it."""
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end(self)
 
     async def next_event(self, timeout: float = 5.0) -> NarrationEvent | None:
         """The next event; None once the terminal arrived; TimeoutError after `timeout` s."""
@@ -77,6 +82,7 @@ class HarnessStream:
                 self.gaps.append(item)
             elif isinstance(item, Terminal):
                 self.terminal = item
+                self._release()  # read to its end: nothing more to keep it for
             elif isinstance(item, Exception):
                 raise item
             elif item is _END:
