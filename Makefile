@@ -68,8 +68,8 @@ unit: env
 test: lint typecheck unit
 
 # Lint once; mypy once per minor version (typeshed's stubs differ by version); pytest on each
-# interpreter in its own environment, two test processes at a time (pytest-xdist: the 2-core CI
-# machine runs three interpreters in well under the time one took serially, twice over). Every interpreter runs even when an earlier one failed;
+# interpreter in its own environment, in two test processes (pytest-xdist), so that the three
+# runs fit CI's time on two cores. Every interpreter runs even when an earlier one failed;
 # the target fails if any did, and ends on one line counting the tests of all of them.
 MATRIX_PYTEST_ARGS ?= -n 2 $(PYTEST_ARGS)
 test-matrix: lint typecheck $(MATRIX:%=typecheck-%)
