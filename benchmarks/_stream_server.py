@@ -96,7 +96,9 @@ class OursProducer(Producer):
     """Emits with `n()` inside the job's narration context, as a job handler does."""
 
     def __init__(self, app: FastAPI) -> None:
-        self.state = app.state.narration
+        from narration.server.app import server_state
+
+        self.state = server_state(app)
 
     async def make_jobs(self, count: int) -> list[str]:
         from narration.operations import Operation

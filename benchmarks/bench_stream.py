@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from narration.server.app import server_state
+
 from ._server_process import ServerProcess
 from ._sse_client import SSEStream, open_streams, wait_all
 from ._stream_server import raise_nofile_limit, rss_bytes
@@ -435,7 +437,7 @@ async def _memory_jobs(size: Sizes) -> dict[str, Any]:
     from narration.store.memory import MemoryEventLog
 
     app = create_app(hold_unhandled=True, max_running=10 * size.idle_jobs + 1000)
-    jobs = app.state.narration.jobs
+    jobs = server_state(app).jobs
     op = Operation.hive_list()
 
     async def idle_jobs(count: int) -> list[Any]:
@@ -528,7 +530,7 @@ async def _memory_lifecycles(size: Sizes) -> dict[str, Any]:
     from narration.server import create_app
 
     app = create_app(hold_unhandled=True, retention_s=0)
-    state = app.state.narration
+    state = server_state(app)
     jobs, store, op = state.jobs, state.store, Operation.hive_list()
 
     async def lifecycle() -> None:

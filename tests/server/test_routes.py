@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from narration import n, narration_context
 from narration.jobs import Job, JobRegistry
 from narration.operations import REFERENCE_OPERATIONS, Operation
+from narration.server.app import server_state
 from narration.testing import NarrationTestHarness
 from stream_helpers import emit
 
@@ -309,9 +310,9 @@ async def test_streams_work_when_the_app_is_mounted_under_a_prefix() -> None:
         async with httpx.AsyncClient(base_url=base) as http:
             created = await http.post("/v1/jobs", json={"operation": "hive_list"})
             job_id = created.json()["job_id"]
-            with narration_context(inner.state.narration.jobs.live[job_id].context):
+            with narration_context(server_state(inner).jobs.live[job_id].context):
                 n("mounted", "Streamed through a mount")
-            await inner.state.narration.jobs.complete(job_id)
+            await server_state(inner).jobs.complete(job_id)
             response = await http.get(f"/v1/jobs/{job_id}/stream")
         assert response.status_code == 200
         assert response.text.count("event: narration") == 1 and "event: done" in response.text

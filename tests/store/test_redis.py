@@ -16,6 +16,7 @@ from narration import n, narration_context
 from narration.dispatch import dispatcher
 from narration.events import Level, NarrationEvent
 from narration.operations import Operation
+from narration.server.app import server_state
 from narration.store import JobRecord, ReadResult, open_store
 from narration.store.redis import OWNER_LOST, RedisEventLog, RedisOptions, RedisStore
 from narration.testing import NarrationTestHarness
@@ -87,7 +88,7 @@ async def test_a_servers_retention_reaches_the_redis_store_unless_the_url_says_o
     assert RedisOptions.from_url("redis://h/0", env, retention_s=30)[1].retention_s == 30.0
     assert RedisOptions.from_url("redis://h/0?retention=5", env, 30)[1].retention_s == 5.0
     app = create_app(store="redis://127.0.0.1:1/0", retention_s=42)
-    backend = app.state.narration.store
+    backend = server_state(app).store
     assert isinstance(backend, RedisStore)
     assert backend.options.retention_s == 42.0  # also what an "owner lost" job is kept for
     await backend.close()

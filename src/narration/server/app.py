@@ -45,7 +45,14 @@ from .stream_route import StreamRoute
 from .tokens import StreamTokens
 from .ui import install_ui
 
-__all__ = ["ServerState", "ServerStatus", "create_app", "mount_narration", "server_states"]
+__all__ = [
+    "ServerState",
+    "ServerStatus",
+    "create_app",
+    "mount_narration",
+    "server_state",
+    "server_states",
+]
 
 STATES_KEY = "narration_servers"
 """`app.state` attribute listing the narration servers an app runs (its own, or mounted ones)."""
@@ -171,7 +178,6 @@ def create_app(
     app = FastAPI(
         title=title, version=__version__, lifespan=_lifespan(state), redirect_slashes=False
     )
-    app.state.narration = state
     setattr(app.state, STATES_KEY, [state])
     app.add_middleware(NarrationMiddleware)
     app.add_middleware(StreamRoute, state=state)  # streams skip per-request layers
@@ -208,8 +214,16 @@ def mount_narration(
 
     app.router.lifespan_context = lifespan
     states = getattr(app.state, STATES_KEY, [])
-    setattr(app.state, STATES_KEY, [*states, narration.state.narration])
+    setattr(app.state, STATES_KEY, [*states, server_state(narration)])
     return narration
+
+
+def server_state(app: ASGIApp) -> ServerState:
+    """The narration server of an app made by `create_app` (its jobs, store and streams)."""
+    states = server_states(app)
+    if not states:
+        raise ValueError("this app runs no narration server (create_app or mount_narration)")
+    return states[0]
 
 
 def server_states(app: ASGIApp) -> list[ServerState]:
