@@ -40,7 +40,9 @@ import narration
 from narration import n
 
 
-class Stop(Exception):
+class Stop(BaseException):
+    # A BaseException, as KeyboardInterrupt is: the signal may land inside n(), which swallows
+    # any Exception its sinks raise, and the child would then sleep on until it is killed.
     pass
 
 
