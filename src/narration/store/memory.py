@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from array import array
-from bisect import bisect_right
 from collections import deque
 
 from ..events import NarrationEvent
 from ..safe_encode import encode_now, encode_off_loop
-from ..wire import event_frame_from_json, gap_frame, terminal_frame
+from ..wire import event_frame_from_json, terminal_frame
 from ._reentry import ReentrySafe
 from .base import EventLog, LogLimits, ReadResult
+from .frames import FrameBuffer
 
 __all__ = ["MemoryEventLog"]
 
@@ -21,7 +20,6 @@ _READ_BATCH = 2048  # events per read (one slice of the buffer)
 _ENCODE_BATCH = 256  # queued events that make the log schedule an encode on its loop
 _LARGE_EVENT = 16 * 1024  # an event estimated this large is encoded (and capped) at once
 _ENCODE_SLICE = 64  # events encoded per lock hold
-_CHUNK_BYTES = 64 * 1024  # frames are kept in sealed chunks of about this size
 _SIZED = (str, bytes)  # field values whose size the estimate counts (cheaply: len)
 
 
@@ -82,21 +80,15 @@ class MemoryEventLog(ReentrySafe, EventLog):
     """
 
     __slots__ = (
-        "_base_id",
         "_bytes",
-        "_chunk_starts",
-        "_chunks",
         "_encode_scheduled",
         "_event_cap",
-        "_head",
+        "_frames",
         "_loop",
         "_loop_thread",
         "_next_id",
-        "_offsets",
         "_pending",
         "_slow",
-        "_tail",
-        "_tail_start",
         "_terminal",
         "_terminal_id",
         "_waiter",
@@ -115,17 +107,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
         self._lock = threading.RLock()
         self._busy = False  # a section of this log is running (the lock is held)
         self._aside: deque[NarrationEvent] | None = None  # appends that re-entered a section
-        # Encoded frames, ids _base_id + i for i in [_head, len(_offsets) - 1): frame i spans
-        # [_offsets[i], _offsets[i + 1]) of one byte stream, kept as sealed, exact-size chunks
-        # (`_chunks`, starting at `_chunk_starts`) and an open `_tail` starting at `_tail_start`.
-        # Then the events not yet encoded, in id order.
-        self._chunks: list[bytes] = []
-        self._chunk_starts: list[int] = []
-        self._tail = bytearray()
-        self._tail_start = 0
-        self._offsets = array("Q", (0,))
-        self._head = 0
-        self._base_id = 1
+        # Encoded frames (ids first_id .. next_id - 1), then the events not yet encoded, in order.
+        self._frames = FrameBuffer()
         self._pending: deque[NarrationEvent] | None = None  # made on demand: idle jobs are small
         self._bytes = 0  # retained: exact for encoded frames, estimated for queued events
         self._next_id = 1
@@ -144,11 +127,6 @@ class MemoryEventLog(ReentrySafe, EventLog):
         self.dropped = 0
         self.late = 0  # events that arrived after the terminal (counted, not streamed)
 
-    @property
-    def _first_id(self) -> int:
-        """The id of the oldest retained event."""
-        return self._base_id + self._head
-
     def append(self, event: NarrationEvent) -> None:
         with self._lock:
             if self._busy:  # this thread re-entered, mid-way through a section of this log
@@ -166,7 +144,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
                 estimate = _estimate(event, self._event_cap)
                 self._bytes += estimate
                 self._next_id += 1
-                if self._next_id - self._base_id - self._head > self.limits.max_events or (
+                if self._next_id - self._frames.first_id > self.limits.max_events or (
                     self._bytes > self.limits.max_bytes
                 ):
                     self._drop_oldest()
@@ -208,7 +186,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
     def retained(self) -> tuple[int, int]:
         """(events retained, bytes retained: exact for encoded ones, estimated for the rest)."""
         with self._lock:  # not marked busy: an append re-entering here only moves the pair on
-            return self._next_id - self._first_id, self._bytes
+            return self._next_id - self._frames.first_id, self._bytes
 
     async def read(self, after: int, timeout: float) -> ReadResult:
         result = self._take(after)
@@ -228,19 +206,10 @@ class MemoryEventLog(ReentrySafe, EventLog):
             return self._take_locked(after)
 
     def _take_locked(self, after: int) -> ReadResult:
-        frames: list[bytes] = []
         terminal_id = self._terminal_id
         if terminal_id is not None and after >= terminal_id:
-            return ReadResult(frames, after, True)
-        first_id = self._first_id
-        if after < first_id - 1:
-            frames.append(gap_frame(first_id - 1 - after, first_id))
-            after = first_id - 1
-        start = self._head + (after + 1 - first_id)
-        end = min(len(self._offsets) - 1, start + _READ_BATCH)
-        if end > start:
-            frames.extend(self._slice(self._offsets[start], self._offsets[end]))
-            after += end - start
+            return ReadResult([], after, True)
+        frames, after = self._frames.read(after, _READ_BATCH)
         done = terminal_id is not None and after == terminal_id - 1
         if done:
             frames.append(self._terminal)  # type: ignore[arg-type]
@@ -269,7 +238,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
         if self._slow is not None:
             return False
         caps = self.limits.caps
-        event_id = self._base_id + len(self._offsets) - 1
+        event_id = self._frames.next_id
         for _ in range(min(len(pending), _ENCODE_SLICE)):
             event = pending[0]
             body = encode_now(event, event_id, caps)
@@ -286,15 +255,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
 
     def _add_frame(self, event: NarrationEvent, frame: bytes) -> None:
         """Append the encoded frame of the oldest queued `event` (lock held)."""
-        tail = self._tail
-        tail += frame
-        self._offsets.append(self._tail_start + len(tail))
+        self._frames.append(frame)
         self._bytes += len(frame) - _estimate(event, self._event_cap)
-        if len(tail) >= _CHUNK_BYTES:  # seal it: an exact-size copy, no growth slack
-            self._chunks.append(bytes(tail))
-            self._chunk_starts.append(self._tail_start)
-            self._tail_start += len(tail)
-            self._tail = bytearray()
 
     async def _encode_slow(self, event: NarrationEvent, event_id: int) -> None:
         """Encode the head event off the loop, then go on with the rest and wake readers."""
@@ -303,7 +265,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
             self._slow = None
             pending = self._pending
             # Unless retention dropped it meanwhile, it is still the next to encode.
-            if pending and self._base_id + len(self._offsets) - 1 == event_id:
+            if pending and self._frames.next_id == event_id:
                 self._add_frame(pending.popleft(), event_frame_from_json(event_id, body))
                 if self._bytes > self.limits.max_bytes:
                     self._drop_oldest()
@@ -312,24 +274,6 @@ class MemoryEventLog(ReentrySafe, EventLog):
         self.encode_pending()
         if waiter is not None:
             self._wake(waiter)
-
-    def _slice(self, start: int, end: int) -> list[bytes]:
-        """The bytes of the frame stream in [start, end), as pieces (lock held)."""
-        pieces: list[bytes] = []
-        index = max(bisect_right(self._chunk_starts, start) - 1, 0)
-        for chunk_start, chunk in zip(
-            self._chunk_starts[index:], self._chunks[index:], strict=True
-        ):
-            if chunk_start >= end:
-                break
-            if chunk_start + len(chunk) > start:
-                pieces.append(chunk[max(start - chunk_start, 0) : end - chunk_start])
-        if end > self._tail_start:
-            with memoryview(self._tail) as view:
-                pieces.append(
-                    bytes(view[max(start - self._tail_start, 0) : end - self._tail_start])
-                )
-        return pieces
 
     def _schedule_encode(self) -> None:
         loop = self._loop
@@ -343,7 +287,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
     def _arm_waiter(self, after: int) -> asyncio.Future[None] | None:
         """The future the next append resolves; None if something arrived meanwhile."""
         with self:
-            encoded_last = self._base_id + len(self._offsets) - 2
+            encoded_last = self._frames.next_id - 1
             if (
                 encoded_last > after
                 or (self._pending and self._slow is None)
@@ -371,25 +315,14 @@ class MemoryEventLog(ReentrySafe, EventLog):
 
     def _drop_oldest(self) -> None:
         """Drop from the front until within limits (called with the lock held)."""
-        limits, offsets = self.limits, self._offsets
-        encoded_end = len(offsets) - 1
-        head = self._head
-        retained = self._next_id - self._base_id - head
+        limits, frames = self.limits, self._frames
+        retained = self._next_id - frames.first_id
         while retained > 1 and (retained > limits.max_events or self._bytes > limits.max_bytes):
-            if head < encoded_end:  # the oldest is encoded
-                self._bytes -= offsets[head + 1] - offsets[head]
-                head += 1
+            if len(frames):  # the oldest is encoded
+                self._bytes -= frames.drop_oldest()
             else:  # nothing encoded is left: the oldest is still queued
                 dropped = self._pending.popleft()  # type: ignore[union-attr]
                 self._bytes -= _estimate(dropped, self._event_cap)
-                self._base_id += 1
+                frames.skip()
             retained -= 1
             self.dropped += 1
-        self._head = head
-        chunks = self._chunks
-        while chunks and self._chunk_starts[0] + len(chunks[0]) <= offsets[head]:
-            del chunks[0], self._chunk_starts[0]  # every frame in it was dropped
-        if head > 4096 and head * 2 > len(offsets):  # offsets are absolute: just cut the front
-            del offsets[:head]
-            self._base_id += head
-            self._head = 0
