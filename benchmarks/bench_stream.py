@@ -689,6 +689,33 @@ async def _stream_scenarios(size: Sizes) -> tuple[dict[str, Any], list[str]]:
     return results, failures
 
 
+async def latency_only(rounds: int, size: Sizes = FULL) -> dict[str, Any]:
+    """The latency scenario alone, `rounds` times, ours and theirs alternating (a quick check
+    of a change to the low-rate path; `--latency N`). Each round's figures, and per round
+    ours/theirs of p50, p99 and server CPU per event."""
+    out: dict[str, Any] = {"load_before": list(os.getloadavg()), "rounds": []}
+    async with AsyncExitStack() as stack:
+        ours = await stack.enter_async_context(ServerProcess("ours"))
+        theirs = await stack.enter_async_context(ServerProcess("theirs"))
+        for server in (ours, theirs):  # warm-up both
+            await _one_stream(server, 5_000)
+        for _ in range(rounds):
+            row: dict[str, Any] = {}
+            for impl, server in (("ours", ours), ("theirs", theirs)):
+                figures, problems = await _latency(server, size)
+                row[impl] = {key: round(value, 4) for key, value in figures.items()}
+                if problems:
+                    row[f"{impl}_problems"] = problems
+            if row["ours"] and row["theirs"]:
+                row["ratio"] = {
+                    key: round(row["ours"][key] / row["theirs"][key], 3)
+                    for key in ("p50_ms", "p99_ms", "server_cpu_us_per_event")
+                }
+            out["rounds"].append(row)
+    out["load_after"] = list(os.getloadavg())
+    return out
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     """Every scenario; figures as {median, min, max, runs, unit}; `failures` lists lost events.
 
@@ -777,7 +804,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=("memory", "lifecycles"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--latency", type=int, metavar="ROUNDS", help="only the latency scenario, ROUNDS times"
+    )
     args = parser.parse_args()
+    if args.latency:
+        print(json.dumps(asyncio.run(latency_only(args.latency)), indent=2))
+        return
     size = QUICK if args.quick else FULL
     if args.child == "memory":
         print(json.dumps(asyncio.run(_memory_jobs(size))))

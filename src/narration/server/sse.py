@@ -11,6 +11,7 @@ from starlette.types import Receive, Scope, Send
 from ..filters import EventFilter
 from ..store.base import EventLog
 from ..wire import KEEPALIVE_FRAME, RETRY_FRAME
+from .following import FollowedStream
 
 __all__ = ["EventStreamResponse", "StreamRegistry", "parse_cursor"]
 
@@ -106,6 +107,10 @@ class EventStreamResponse(Response):
     async def _write(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.stream_headers})
         await send({"type": "http.response.body", "body": RETRY_FRAME, "more_body": True})
+        if self.only is None and self.log.can_follow:  # caught up, the log writes for it
+            stream = FollowedStream(self.log, self.cursor, self.registry, self.keepalive_s, send)
+            await stream.run()
+            return
         closing = self.registry.closing
         only, loop = self.only, asyncio.get_running_loop()
         quiet_until = loop.time() + self.keepalive_s  # filtered: when a keepalive is due

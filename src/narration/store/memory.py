@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections import deque
 
@@ -10,7 +11,7 @@ from ..events import NarrationEvent
 from ..safe_encode import encode_now, encode_off_loop
 from ..wire import event_frame_from_json, terminal_frame
 from ._reentry import ReentrySafe
-from .base import EventLog, LogLimits, ReadResult
+from .base import EventLog, Follower, LogLimits, ReadResult
 from .frames import FrameBuffer
 
 __all__ = ["MemoryEventLog"]
@@ -79,15 +80,20 @@ class MemoryEventLog(ReentrySafe, EventLog):
     counted, and readers behind them get a `gap`.
     """
 
+    can_follow = True
+
     __slots__ = (
         "_bytes",
         "_encode_scheduled",
         "_event_cap",
+        "_followers",
         "_frames",
         "_loop",
         "_loop_thread",
         "_next_id",
         "_pending",
+        "_push_context",
+        "_push_scheduled",
         "_slow",
         "_terminal",
         "_terminal_id",
@@ -115,6 +121,9 @@ class MemoryEventLog(ReentrySafe, EventLog):
         self._terminal: bytes | None = None
         self._terminal_id: int | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._followers: dict[Follower, int] | None = None  # caught-up readers: their cursors
+        self._push_scheduled = False
+        self._push_context: contextvars.Context | None = None
         self._waiter_loop: asyncio.AbstractEventLoop | None = None
         self._waiter_thread = 0
         try:
@@ -150,6 +159,9 @@ class MemoryEventLog(ReentrySafe, EventLog):
                     self._drop_oldest()
                 waiter = self._waiter
                 self._waiter = None
+                push = self._followers and not self._push_scheduled
+                if push:
+                    self._push_scheduled = True
                 schedule = (
                     len(pending) >= _ENCODE_BATCH or estimate >= _LARGE_EVENT
                 ) and not self._encode_scheduled
@@ -159,6 +171,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
                 self._busy = False
         if waiter is not None:
             self._wake(waiter)
+        if push:
+            self._schedule_push()
         if schedule:
             self._schedule_encode()
 
@@ -174,8 +188,13 @@ class MemoryEventLog(ReentrySafe, EventLog):
             self._terminal = terminal_frame(self._next_id, self.job_id, state, error)
             waiter = self._waiter
             self._waiter = None
+            push = self._followers and not self._push_scheduled
+            if push:
+                self._push_scheduled = True
         if waiter is not None:
             self._wake(waiter)
+        if push:
+            self._schedule_push()
 
     def terminal_id(self) -> int | None:
         return self._terminal_id
@@ -274,6 +293,62 @@ class MemoryEventLog(ReentrySafe, EventLog):
         self.encode_pending()
         if waiter is not None:
             self._wake(waiter)
+        if self._followers:
+            self._push()
+
+    def follow(self, after: int, follower: Follower) -> bool:
+        with self:
+            if not self._caught_up(after):
+                return False
+            followers = self._followers
+            if followers is None:
+                followers = self._followers = {}
+                self._push_context = contextvars.Context()  # pushes run in no job's context
+            followers[follower] = after
+            self._note_loop()
+            return True
+
+    def unfollow(self, follower: Follower) -> None:
+        followers = self._followers
+        if followers is not None:
+            followers.pop(follower, None)
+
+    def _schedule_push(self) -> None:
+        """Run `_push` once on the followers' loop (from `append` or `seal`, any thread)."""
+        loop = self._waiter_loop
+        if loop is None or loop.is_closed():
+            self._push_scheduled = False
+        elif threading.get_ident() == self._waiter_thread:
+            loop.call_soon(self._push, context=self._push_context)
+        else:
+            loop.call_soon_threadsafe(self._push, context=self._push_context)
+
+    def _push(self) -> None:
+        """Hand what arrived to every follower (event loop thread): one callback per loop
+        turn for the whole log, however many readers, and no task switch per reader."""
+        with self:
+            self._push_scheduled = False
+        self._replay_set_aside()
+        if self._pending:
+            self.encode_pending()
+        followers = self._followers
+        if not followers:
+            return
+        for follower, cursor in list(followers.items()):
+            while True:
+                with self:  # at the terminal the reader reads the rest itself
+                    result = None if self._terminal is not None else self._take_locked(cursor)
+                if result is not None and not result.frames:
+                    break
+                try:
+                    taken = result is not None and follower.deliver(result.frames, result.cursor)
+                except Exception:  # the reader finds out when it reads by itself
+                    taken = False
+                if not taken or result is None:
+                    followers.pop(follower, None)
+                    follower.wake()
+                    break
+                cursor = followers[follower] = result.cursor
 
     def _schedule_encode(self) -> None:
         loop = self._loop
@@ -287,19 +362,25 @@ class MemoryEventLog(ReentrySafe, EventLog):
     def _arm_waiter(self, after: int) -> asyncio.Future[None] | None:
         """The future the next append resolves; None if something arrived meanwhile."""
         with self:
-            encoded_last = self._frames.next_id - 1
-            if (
-                encoded_last > after
-                or (self._pending and self._slow is None)
-                or (self._terminal is not None and not self._pending)
-            ):
+            if not self._caught_up(after):
                 return None
             if self._waiter is None:
-                loop = asyncio.get_running_loop()
-                self._waiter = loop.create_future()
-                self._waiter_loop = loop
-                self._waiter_thread = threading.get_ident()
+                self._waiter = asyncio.get_running_loop().create_future()
+                self._note_loop()
             return self._waiter
+
+    def _caught_up(self, after: int) -> bool:
+        """Nothing to read after `after` yet, terminal included (lock held)."""
+        return not (
+            self._frames.next_id - 1 > after
+            or (self._pending and self._slow is None)
+            or (self._terminal is not None and not self._pending)
+        )
+
+    def _note_loop(self) -> None:
+        """Remember the running loop as the one readers wait in (lock held)."""
+        self._waiter_loop = asyncio.get_running_loop()
+        self._waiter_thread = threading.get_ident()
 
     def _replay(self, item: NarrationEvent) -> None:
         self.append(item)
