@@ -427,7 +427,14 @@ def _scale_tables(stream: dict[str, Any]) -> list[str]:
 
 
 def _emit_table(emit: dict[str, Any]) -> list[str]:
-    libraries = ("narration", "narration+encode", "structlog", "logging", "loguru")
+    libraries = (
+        "narration",
+        "narration+encode",
+        "structlog-plain",
+        "structlog",
+        "logging",
+        "loguru",
+    )
     cases = ("emit", "below_threshold", "emit_200_contextvars")
     lines = [
         "### Emit: `n()` vs structlog, stdlib logging, loguru (ns per call, lower is better)",
@@ -440,6 +447,18 @@ def _emit_table(emit: dict[str, Any]) -> list[str]:
         cells = " | ".join(_fmt(row.get(lib)) if lib in row else "—" for lib in libraries)
         ratio = emit.get("ratios", {}).get(case, {}).get("structlog")
         lines.append(f"| {case} | {cells} | {_fmt(ratio, 2, 'x')} |")
+    pairs = emit.get("like_for_like")
+    if isinstance(pairs, dict):
+        lines += [
+            "",
+            "Like for like (`structlog-plain`: the same processors without `JSONRenderer`): "
+            + "; ".join(
+                f"{case}: `n()` / structlog-plain {_fmt(pair['no_encoding'], 2, 'x')}, "
+                f"`n()`+encode / structlog (JSON) {_fmt(pair['json'], 2, 'x')}"
+                for case, pair in pairs.items()
+            )
+            + ". The last column above compares `n()` without encoding with structlog's JSON.",
+        ]
     slow = emit.get("slowdown_200_contextvars")
     if isinstance(slow, dict):
         lines += [
