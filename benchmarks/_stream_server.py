@@ -252,6 +252,52 @@ def _pacing(wakeups: list[tuple[float, int]], since: float) -> dict[str, Any]:
     }
 
 
+class BareProducer(Producer):
+    """Emits into the bare-uvicorn floor (`floor_uvicorn.py`): one encode, a list append and
+    a future per subscriber."""
+
+    def __init__(self, floor: Any) -> None:
+        self.floor = floor
+
+    async def make_jobs(self, count: int) -> list[str]:
+        return [self.floor.create_job().job_id for _ in range(count)]
+
+    async def paced(
+        self, job_ids: list[str], events: int, rate: float, t0: float
+    ) -> list[tuple[float, int]]:
+        jobs_list = [self.floor.jobs[job_id] for job_id in job_ids]
+        emit = self.floor.emit
+        loop, interval, jobs = asyncio.get_running_loop(), 1.0 / rate, len(job_ids)
+        total, done, wakeups = events * jobs, 0, []
+        while done < total:
+            await _wait_until(loop, t0 + done * interval)
+            now, due = _due_now(loop, t0, interval, total)
+            wakeups.append((now, due - done))
+            for k in range(done, due):
+                i = k // jobs
+                emit(jobs_list[k % jobs], "tick", f"tick {i}", i=i, t_ns=time.time_ns())
+            done = due
+        return wakeups
+
+    async def run_job(self, job_id: str, spec: dict[str, Any], t0: float) -> list[float]:
+        events, batch = int(spec["events"]), int(spec.get("batch", 256))
+        job, emit = self.floor.jobs[job_id], self.floor.emit
+        for start in range(0, events, batch):
+            for i in range(start, min(start + batch, events)):
+                emit(job, "tick", f"tick {i}", i=i)
+            await asyncio.sleep(0)
+        return []
+
+    async def finish(self, job_id: str) -> None:
+        self.floor.finish(self.floor.jobs.pop(job_id))
+
+    def open_streams(self) -> int:
+        return int(self.floor.open_streams)
+
+    def jobs(self) -> int:
+        return len(self.floor.jobs)
+
+
 def add_control_routes(app: FastAPI, producer: Producer, nofile: int) -> None:
     """The `/bench/*` routes (same for both implementations)."""
 
@@ -324,7 +370,19 @@ def add_control_routes(app: FastAPI, producer: Producer, nofile: int) -> None:
         }
 
 
-def build(impl: str, max_events: int, max_running: int) -> tuple[FastAPI, Producer]:
+def build(impl: str, max_events: int, max_running: int) -> tuple[Any, FastAPI, Producer]:
+    """(the ASGI app to serve, the FastAPI app for the control routes, the producer)."""
+    if impl == "bare":
+        from .floor_uvicorn import FloorApp
+
+        control = FastAPI()
+        floor = FloorApp(control)
+        return floor, control, BareProducer(floor)
+    app, producer = _build(impl, max_events, max_running)
+    return app, app, producer
+
+
+def _build(impl: str, max_events: int, max_running: int) -> tuple[FastAPI, Producer]:
     if impl == "ours":
         from narration.server import create_app
 
@@ -340,7 +398,7 @@ def build(impl: str, max_events: int, max_running: int) -> tuple[FastAPI, Produc
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="stream benchmark server")
-    parser.add_argument("--impl", choices=("ours", "theirs"), default="ours")
+    parser.add_argument("--impl", choices=("ours", "theirs", "bare"), default="ours")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
@@ -349,8 +407,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", help="write a pyinstrument profile (text) here at exit")
     args = parser.parse_args(argv)
     nofile = raise_nofile_limit()
-    app, producer = build(args.impl, args.max_events, args.max_running)
-    add_control_routes(app, producer, nofile)
+    app, control, producer = build(args.impl, args.max_events, args.max_running)
+    add_control_routes(control, producer, nofile)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))

@@ -698,19 +698,22 @@ async def _stream_scenarios(size: Sizes) -> tuple[dict[str, Any], list[str]]:
     return results, failures
 
 
-async def latency_only(rounds: int, size: Sizes = FULL) -> dict[str, Any]:
+async def latency_only(rounds: int, size: Sizes = FULL, floor: bool = False) -> dict[str, Any]:
     """The latency scenario alone, `rounds` times, ours and theirs alternating (a quick check
-    of a change to the low-rate path; `--latency N`). Each round's figures, and per round
-    ours/theirs of p50, p99 and server CPU per event."""
+    of a change to the low-rate path; `--latency N`), with `floor` the bare-uvicorn floor
+    (`floor_uvicorn.py`) as a third. Each round's figures, and per round ours/theirs of p50,
+    p99 and server CPU per event."""
     out: dict[str, Any] = {"load_before": list(os.getloadavg()), "rounds": []}
     async with AsyncExitStack() as stack:
-        ours = await stack.enter_async_context(ServerProcess("ours"))
-        theirs = await stack.enter_async_context(ServerProcess("theirs"))
-        for server in (ours, theirs):  # warm-up both
+        servers = [
+            (impl, await stack.enter_async_context(ServerProcess(impl)))
+            for impl in ("ours", "theirs", *(("bare",) if floor else ()))
+        ]
+        for _, server in servers:  # warm-up every one
             await _one_stream(server, 5_000)
         for _ in range(rounds):
             row: dict[str, Any] = {}
-            for impl, server in (("ours", ours), ("theirs", theirs)):
+            for impl, server in servers:
                 figures, problems = await _latency(server, size)
                 row[impl] = {key: round(value, 4) for key, value in figures.items()}
                 if problems:
@@ -817,12 +820,13 @@ def main() -> None:
         "--latency", type=int, metavar="ROUNDS", help="only the latency scenario, ROUNDS times"
     )
     parser.add_argument("--idle", action="store_true", help="only the idle-streams scenario")
+    parser.add_argument("--floor", action="store_true", help="--latency: bare uvicorn as well")
     args = parser.parse_args()
     if args.idle:
         print(json.dumps(asyncio.run(_idle_streams(QUICK if args.quick else FULL)), indent=2))
         return
     if args.latency:
-        print(json.dumps(asyncio.run(latency_only(args.latency)), indent=2))
+        print(json.dumps(asyncio.run(latency_only(args.latency, floor=args.floor)), indent=2))
         return
     size = QUICK if args.quick else FULL
     if args.child == "memory":
