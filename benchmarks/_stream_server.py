@@ -9,10 +9,14 @@ the server process as a job's handler would:
 
 - `POST /bench/jobs {"count": n}` -> `{"jobs": [ids]}`: n idle jobs (no events).
 - `POST /bench/produce {...}` -> waits until `streams` subscribers are connected, then emits
-  `events` per job from one task per job (in that job's context), completes every job and
-  answers with the producer's timings. Modes: as fast as possible (yielding to the loop every
-  `batch` events), paced (`rate` events/s in total, each event carrying `t_ns`, the
-  emit-time `time.time_ns()`), and `block` (time every `block` emits: the flat-cost check).
+  `events` per job, completes every job and answers with the producer's timings. Modes: as
+  fast as possible (one task per job, in that job's context, yielding to the loop every
+  `batch` events), `block` (the same, timing every `block` emits: the flat-cost check), and
+  paced (`rate` events/s in total, each event carrying `t_ns`, the emit-time
+  `time.time_ns()`): ONE task for all jobs, a single timer chain, which at each wake-up emits
+  every event that is due (job k's i-th event is due at k / rate + i * jobs / rate), so the
+  producer costs both servers as little as it can; it reports the pacing that actually
+  happened (wake-ups, events per wake-up, gaps between wake-ups).
 - `GET /bench/stats` -> CPU seconds, RSS, open streams, jobs, open-file limit.
 - `POST /bench/tracemalloc`: start tracing (a baseline); `?top=N`: the N biggest growths since.
 
@@ -24,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import gc
+import itertools
 import resource
 import signal
 import socket
@@ -70,6 +76,13 @@ def raise_nofile_limit() -> int:
 class Producer:
     """What `/bench/produce` drives: make jobs, emit into one, finish one, count streams."""
 
+    async def paced(
+        self, job_ids: list[str], events: int, rate: float, t0: float
+    ) -> list[tuple[float, int]]:
+        """Emit `events` into each job at `rate` events/s in all from one timer chain; the
+        (loop time, events emitted) of each wake-up."""
+        raise NotImplementedError
+
     async def make_jobs(self, count: int) -> list[str]:
         raise NotImplementedError
 
@@ -86,7 +99,15 @@ class Producer:
         raise NotImplementedError
 
 
-async def _pace(loop: asyncio.AbstractEventLoop, due: float) -> None:
+def _due_now(
+    loop: asyncio.AbstractEventLoop, t0: float, interval: float, total: int
+) -> tuple[float, int]:
+    """(now, how many of the `total` events are due by now): event k is due at t0 + k * interval."""
+    now = loop.time()
+    return now, min(total, int((now - t0) / interval) + 1)
+
+
+async def _wait_until(loop: asyncio.AbstractEventLoop, due: float) -> None:
     delay = due - loop.time()
     if delay > 0:
         await asyncio.sleep(delay)
@@ -107,19 +128,38 @@ class OursProducer(Producer):
         op = Operation.hive_list()
         return [(await submit(op, correlation_id="bench-stream")).job_id for _ in range(count)]
 
+    async def paced(
+        self, job_ids: list[str], events: int, rate: float, t0: float
+    ) -> list[tuple[float, int]]:
+        from narration import n
+        from narration.context import attach
+
+        def entered(job_id: str) -> contextvars.Context:
+            ctx = contextvars.copy_context()  # that job's context, as its handler runs in
+            ctx.run(attach, self.state.jobs.live[job_id].context)
+            return ctx
+
+        contexts = [entered(job_id) for job_id in job_ids]
+        loop, interval, jobs = asyncio.get_running_loop(), 1.0 / rate, len(job_ids)
+        total, done, wakeups = events * jobs, 0, []
+        while done < total:
+            await _wait_until(loop, t0 + done * interval)
+            now, due = _due_now(loop, t0, interval, total)
+            wakeups.append((now, due - done))
+            for k in range(done, due):
+                i = k // jobs
+                contexts[k % jobs].run(n, "tick", f"tick {i}", i=i, t_ns=time.time_ns())
+            done = due
+        return wakeups
+
     async def run_job(self, job_id: str, spec: dict[str, Any], t0: float) -> list[float]:
         from narration import n, narration_context
 
         events, batch = int(spec["events"]), int(spec.get("batch", 256))
-        rate, block = spec.get("rate"), spec.get("block")
+        block = spec.get("block")
         blocks: list[float] = []
         with narration_context(self.state.jobs.live[job_id].context):
-            if rate:  # paced: `rate` events/s for this job, starting at t0
-                loop, interval = asyncio.get_running_loop(), 1.0 / float(rate)
-                for i in range(events):
-                    await _pace(loop, t0 + i * interval)
-                    n("tick", f"tick {i}", i=i, t_ns=time.time_ns())
-            elif block:  # CPU time of each `block` emits (the emits only, not the yields)
+            if block:  # CPU time of each `block` emits (the emits only, not the yields)
                 spent, perf = 0, time.thread_time_ns
                 for start in range(0, events, batch):
                     begin = perf()
@@ -156,20 +196,30 @@ class TheirsProducer(Producer):
     async def make_jobs(self, count: int) -> list[str]:
         return [self.ref.create_job("bench-stream").job_id for _ in range(count)]
 
+    async def paced(
+        self, job_ids: list[str], events: int, rate: float, t0: float
+    ) -> list[tuple[float, int]]:
+        jobs_list = [self.ref.jobs[job_id] for job_id in job_ids]
+        emit = self.ref.emit
+        loop, interval, jobs = asyncio.get_running_loop(), 1.0 / rate, len(job_ids)
+        total, done, wakeups = events * jobs, 0, []
+        while done < total:
+            await _wait_until(loop, t0 + done * interval)
+            now, due = _due_now(loop, t0, interval, total)
+            wakeups.append((now, due - done))
+            for k in range(done, due):
+                i = k // jobs
+                await emit(jobs_list[k % jobs], "tick", f"tick {i}", i=i, t_ns=time.time_ns())
+            done = due
+        return wakeups
+
     async def run_job(self, job_id: str, spec: dict[str, Any], t0: float) -> list[float]:
         events, batch = int(spec["events"]), int(spec.get("batch", 256))
-        rate = spec.get("rate")
         job, emit = self.ref.jobs[job_id], self.ref.emit
-        if rate:
-            loop, interval = asyncio.get_running_loop(), 1.0 / float(rate)
-            for i in range(events):
-                await _pace(loop, t0 + i * interval)
-                await emit(job, "tick", f"tick {i}", i=i, t_ns=time.time_ns())
-        else:
-            for start in range(0, events, batch):
-                for i in range(start, min(start + batch, events)):
-                    await emit(job, "tick", f"tick {i}", i=i)
-                await asyncio.sleep(0)
+        for start in range(0, events, batch):
+            for i in range(start, min(start + batch, events)):
+                await emit(job, "tick", f"tick {i}", i=i)
+            await asyncio.sleep(0)
         return []
 
     async def finish(self, job_id: str) -> None:
@@ -181,6 +231,71 @@ class TheirsProducer(Producer):
 
     def jobs(self) -> int:
         return len(self.ref.jobs)
+
+
+def _pacing(wakeups: list[tuple[float, int]], since: float) -> dict[str, Any]:
+    """How the paced producer actually ran after `since`: wake-ups, events per wake-up, and
+    the gaps between wake-ups (µs), as medians, p99 and max."""
+    kept = [(t, count) for t, count in wakeups if t >= since]
+    if len(kept) < 2:
+        return {}
+    gaps = sorted((b[0] - a[0]) * 1e6 for a, b in itertools.pairwise(kept))
+    sizes = sorted(count for _, count in kept)
+
+    def q(values: list[float] | list[int], p: float) -> float:
+        return float(values[min(len(values) - 1, int(p * len(values)))])
+
+    return {
+        "wakeups": len(kept),
+        "events_per_wakeup": {"p50": q(sizes, 0.5), "p99": q(sizes, 0.99), "max": sizes[-1]},
+        "gap_us": {"p50": q(gaps, 0.5), "p99": q(gaps, 0.99), "max": gaps[-1]},
+    }
+
+
+class BareProducer(Producer):
+    """Emits into the bare-uvicorn floor (`floor_uvicorn.py`): one encode, a list append and
+    a future per subscriber."""
+
+    def __init__(self, floor: Any) -> None:
+        self.floor = floor
+
+    async def make_jobs(self, count: int) -> list[str]:
+        return [self.floor.create_job().job_id for _ in range(count)]
+
+    async def paced(
+        self, job_ids: list[str], events: int, rate: float, t0: float
+    ) -> list[tuple[float, int]]:
+        jobs_list = [self.floor.jobs[job_id] for job_id in job_ids]
+        emit = self.floor.emit
+        loop, interval, jobs = asyncio.get_running_loop(), 1.0 / rate, len(job_ids)
+        total, done, wakeups = events * jobs, 0, []
+        while done < total:
+            await _wait_until(loop, t0 + done * interval)
+            now, due = _due_now(loop, t0, interval, total)
+            wakeups.append((now, due - done))
+            for k in range(done, due):
+                i = k // jobs
+                emit(jobs_list[k % jobs], "tick", f"tick {i}", i=i, t_ns=time.time_ns())
+            done = due
+        return wakeups
+
+    async def run_job(self, job_id: str, spec: dict[str, Any], t0: float) -> list[float]:
+        events, batch = int(spec["events"]), int(spec.get("batch", 256))
+        job, emit = self.floor.jobs[job_id], self.floor.emit
+        for start in range(0, events, batch):
+            for i in range(start, min(start + batch, events)):
+                emit(job, "tick", f"tick {i}", i=i)
+            await asyncio.sleep(0)
+        return []
+
+    async def finish(self, job_id: str) -> None:
+        self.floor.finish(self.floor.jobs.pop(job_id))
+
+    def open_streams(self) -> int:
+        return int(self.floor.open_streams)
+
+    def jobs(self) -> int:
+        return len(self.floor.jobs)
 
 
 def add_control_routes(app: FastAPI, producer: Producer, nofile: int) -> None:
@@ -202,20 +317,21 @@ def add_control_routes(app: FastAPI, producer: Producer, nofile: int) -> None:
                 return {"error": f"only {producer.open_streams()} streams connected"}
             await asyncio.sleep(0.005)
         rate = spec.get("rate")
-        per_job = {**spec, "rate": float(rate) / len(job_ids)} if rate else spec
-        start = loop.time() + (0.05 if rate else 0.0)
-        offsets = [k / float(rate) for k in range(len(job_ids))] if rate else [0.0] * len(job_ids)
         began = time.perf_counter()
-        blocks = await asyncio.gather(
-            *(
-                producer.run_job(job_id, per_job, start + offset)
-                for job_id, offset in zip(job_ids, offsets, strict=True)
+        pacing: dict[str, Any] = {}
+        if rate:
+            start = loop.time() + 0.05
+            wakeups = await producer.paced(job_ids, int(spec["events"]), float(rate), start)
+            blocks: list[list[float]] = []
+            pacing = _pacing(wakeups, start + float(spec.get("warmup", 0.0)))
+        else:
+            blocks = await asyncio.gather(
+                *(producer.run_job(job_id, spec, 0.0) for job_id in job_ids)
             )
-        )
         emitted = time.perf_counter() - began
         for job_id in job_ids:
             await producer.finish(job_id)
-        return {"emit_s": emitted, "blocks_us": blocks[0] if blocks else []}
+        return {"emit_s": emitted, "blocks_us": blocks[0] if blocks else [], "pacing": pacing}
 
     baseline: list[Any] = []
 
@@ -254,7 +370,19 @@ def add_control_routes(app: FastAPI, producer: Producer, nofile: int) -> None:
         }
 
 
-def build(impl: str, max_events: int, max_running: int) -> tuple[FastAPI, Producer]:
+def build(impl: str, max_events: int, max_running: int) -> tuple[Any, FastAPI, Producer]:
+    """(the ASGI app to serve, the FastAPI app for the control routes, the producer)."""
+    if impl == "bare":
+        from .floor_uvicorn import FloorApp
+
+        control = FastAPI()
+        floor = FloorApp(control)
+        return floor, control, BareProducer(floor)
+    app, producer = _build(impl, max_events, max_running)
+    return app, app, producer
+
+
+def _build(impl: str, max_events: int, max_running: int) -> tuple[FastAPI, Producer]:
     if impl == "ours":
         from narration.server import create_app
 
@@ -270,7 +398,7 @@ def build(impl: str, max_events: int, max_running: int) -> tuple[FastAPI, Produc
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="stream benchmark server")
-    parser.add_argument("--impl", choices=("ours", "theirs"), default="ours")
+    parser.add_argument("--impl", choices=("ours", "theirs", "bare"), default="ours")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
@@ -279,8 +407,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", help="write a pyinstrument profile (text) here at exit")
     args = parser.parse_args(argv)
     nofile = raise_nofile_limit()
-    app, producer = build(args.impl, args.max_events, args.max_running)
-    add_control_routes(app, producer, nofile)
+    app, control, producer = build(args.impl, args.max_events, args.max_running)
+    add_control_routes(control, producer, nofile)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))

@@ -8,11 +8,17 @@ job id / correlation id taken from the context -- to a sink that keeps nothing:
   other sink (the event is built and dispatched; JSON is encoded later, off the emit path, so
   `n()+encode` is reported too: what it costs when the event is encoded once as well);
 - structlog: `merge_contextvars` + `add_log_level` + `TimeStamper` + `JSONRenderer` (json.dumps)
-  into a `ReturnLogger` (no I/O), filtering bound logger at INFO;
+  into a `ReturnLogger` (no I/O), filtering bound logger at INFO; and `structlog-plain`, the
+  same without the renderer (the event dict is the result, as `n()`'s event is);
 - logging: a Filter copying two ContextVars into the record, a Formatter calling json.dumps,
   a Handler that formats every record and discards the text;
 - loguru: its own logger core with one `serialize=True` callable sink that discards the
   (already serialized) message; ids via `contextualize`.
+
+Like for like: `n()` (no encoding) against `structlog-plain` (no rendering), and `n()+encode`
+(msgspec JSON) against `structlog` (JSONRenderer): each library's own JSON encoder, the same
+work on both sides. The `narration / structlog` column of earlier runs compared `n()` without
+encoding against structlog with rendering; it is kept for continuity.
 
 Three cases: an emitted event; a call below the level threshold (DEBUG when INFO is the
 minimum); and an emitted event with 200 unrelated ContextVars set (structlog's merge walks
@@ -44,13 +50,15 @@ from narration.events import LEVEL_RANK, encode_event
 
 __all__ = ["LIBRARIES", "run"]
 
-LIBRARIES = ("narration", "narration+encode", "structlog", "logging", "loguru")
+LIBRARIES = ("narration", "narration+encode", "structlog-plain", "structlog", "logging", "loguru")
 CASES = ("emit", "below_threshold", "emit_200_contextvars")
 JOB_ID = "job-" + str(uuid.UUID(int=42))
 CORRELATION_ID = "corr-bench-0001"
 GPU = 3
 TARGET_NS = 1000.0
 TARGET_RATIO_VS_STRUCTLOG = 0.25
+TARGET_LIKE_FOR_LIKE = 0.2  # n() / structlog, both encoding JSON or neither (ARCHITECTURE s. 6)
+TARGET_BELOW_THRESHOLD = 1.0  # n() / structlog's filtering logger, below the level threshold
 
 Loop = Callable[[int], int]  # runs `loops` calls, returns elapsed ns
 
@@ -112,15 +120,18 @@ def _stdlib_logger() -> tuple[logging.Logger, _DiscardHandler]:
 # --- structlog and loguru ---------------------------------------------------------------------
 
 
-def _structlog_logger() -> Any:
+def _structlog_logger(render: bool = True) -> Any:
+    """structlog at INFO; with `render`, JSON by its `JSONRenderer`, else the event dict."""
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt=None),
+    ]
+    if render:
+        processors.append(structlog.processors.JSONRenderer())
     return structlog.wrap_logger(
         structlog.ReturnLogger(),
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt=None),
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         cache_logger_on_first_use=True,
     )
@@ -155,6 +166,7 @@ def _discard(message: str) -> None:
 def _loops(below: bool) -> dict[str, Loop]:
     """One timed loop per library; `below` emits at DEBUG, under the INFO threshold."""
     slog = _structlog_logger()
+    slog_plain = _structlog_logger(render=False)
     std, _ = _stdlib_logger()
     lg = _loguru_logger(_discard)
     perf = time.perf_counter_ns
@@ -187,6 +199,13 @@ def _loops(below: bool) -> dict[str, Loop]:
             log("Spawning worker on GPU %s", GPU, action="spawn")
         return perf() - start
 
+    def structlog_plain_loop(loops: int) -> int:
+        log = slog_plain.debug if below else slog_plain.info
+        start = perf()
+        for _ in range(loops):
+            log("Spawning worker on GPU %s", GPU, action="spawn")
+        return perf() - start
+
     def logging_loop(loops: int) -> int:
         log = std.debug if below else std.info
         extra = {"action": "spawn"}
@@ -210,6 +229,7 @@ def _loops(below: bool) -> dict[str, Loop]:
     }
     if not below:
         loops["narration+encode"] = narration_encode_loop
+        loops["structlog-plain"] = structlog_plain_loop
     return loops
 
 
@@ -276,6 +296,9 @@ def _check_outputs() -> None:
     def in_context() -> None:
         _enter_job(0)
         rendered = json.loads(_structlog_logger().info("Spawning worker on GPU %s", GPU))
+        plain = _structlog_logger(render=False).info("Spawning worker on GPU %s", GPU)
+        plain = plain[1] if isinstance(plain, tuple) else plain  # ReturnLogger: (args, kwargs)
+        assert plain["job_id"] == JOB_ID and plain["correlation_id"] == CORRELATION_ID
         std, handler = _stdlib_logger()
         std.info("Spawning worker on GPU %s", GPU, extra={"action": "spawn"})
         stdlib = json.loads(handler.last)
@@ -322,6 +345,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         for case in CASES
     }
     slowdown_200 = {name: results["emit_200_contextvars"][name] / emit[name] for name in emit}
+    like_for_like = {
+        case: {
+            "no_encoding": results[case]["narration"] / results[case]["structlog-plain"],
+            "json": results[case]["narration+encode"] / results[case]["structlog"],
+        }
+        for case in ("emit", "emit_200_contextvars")
+    }
     return {
         "unit": "ns/call",
         "calls": calls,
@@ -329,6 +359,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "quick": quick,
         **results,
         "ratios": ratios,
+        "like_for_like": like_for_like,
         "slowdown_200_contextvars": slowdown_200,
         "narration_events_per_second": 1e9 / ours,
         "targets": {
@@ -336,6 +367,10 @@ def run(quick: bool = False) -> dict[str, Any]:
             "ratio_vs_structlog_max": TARGET_RATIO_VS_STRUCTLOG,
             "emit_ns_met": ours <= TARGET_NS,
             "ratio_vs_structlog_met": ratios["emit"]["structlog"] <= TARGET_RATIO_VS_STRUCTLOG,
+            "like_for_like_max": TARGET_LIKE_FOR_LIKE,
+            "like_for_like_met": max(like_for_like["emit"].values()) <= TARGET_LIKE_FOR_LIKE,
+            "below_threshold_max": TARGET_BELOW_THRESHOLD,
+            "below_threshold_met": ratios["below_threshold"]["structlog"] <= TARGET_BELOW_THRESHOLD,
         },
     }
 
@@ -354,10 +389,17 @@ def format_table(results: dict[str, Any]) -> str:
             f"{row[name]:>18.0f}" if name in row else f"{'-':>18}" for name in LIBRARIES
         )
         lines.append(f"{case:<24}{cells}")
-    lines += ["", f"{'ratio narration/other':<24}" + "".join(f"{o:>18}" for o in LIBRARIES[2:])]
+    others = ("structlog", "logging", "loguru")
+    lines += ["", f"{'ratio narration/other':<24}" + "".join(f"{o:>18}" for o in others)]
     for case in CASES:
         ratios = results["ratios"][case]
-        lines.append(f"{case:<24}" + "".join(f"{ratios[o]:>17.2f}x" for o in LIBRARIES[2:]))
+        lines.append(f"{case:<24}" + "".join(f"{ratios[o]:>17.2f}x" for o in others))
+    lines.append("")
+    for case, pair in results["like_for_like"].items():
+        lines.append(
+            f"like for like, {case}: n() / structlog-plain {pair['no_encoding']:.2f}x, "
+            f"n()+encode / structlog (JSON) {pair['json']:.2f}x"
+        )
     slow = results["slowdown_200_contextvars"]
     lines += [
         "",

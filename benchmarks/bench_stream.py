@@ -263,7 +263,9 @@ async def _latency(server: ServerProcess, size: Sizes) -> tuple[dict[str, float]
     for stream in streams:
         stream.since_ns = since
     cpu = (await server.stats())["cpu_s"]
-    answer = await server.produce(jobs, per_job, streams=count, rate=size.latency_rate)
+    answer = await server.produce(
+        jobs, per_job, streams=count, rate=size.latency_rate, warmup=size.latency_warmup
+    )
     cpu = (await server.stats())["cpu_s"] - cpu
     await wait_all(streams, timeout=120)
     problems = _problems(f"{server.impl} latency", streams, per_job)
@@ -282,6 +284,11 @@ async def _latency(server: ServerProcess, size: Sizes) -> tuple[dict[str, float]
         "samples": len(ms),
         "achieved_rate": achieved,
         "server_cpu_us_per_event": cpu / (per_job * count) * 1e6,
+        **{
+            f"pacing_{name}_{key}": value
+            for name in ("events_per_wakeup", "gap_us")
+            for key, value in answer.get("pacing", {}).get(name, {}).items()
+        },
     }, problems
 
 
@@ -666,6 +673,8 @@ async def _stream_scenarios(size: Sizes) -> tuple[dict[str, Any], list[str]]:
         latency_out[impl]["server_cpu_us_per_event"] = stat(
             [r["server_cpu_us_per_event"] for r in latency[impl]], "µs", 1
         )
+        for key in sorted({k for r in latency[impl] for k in r if k.startswith("pacing_")}):
+            latency_out[impl][key] = stat([r[key] for r in latency[impl] if key in r], "", 1)
     for key in ("p50_ms", "p99_ms"):
         o, t = latency_out["ours"][key]["median"], latency_out["theirs"][key]["median"]
         latency_out[f"ours_over_theirs_{key}"] = round(o / t, 3) if o and t else None
@@ -687,6 +696,36 @@ async def _stream_scenarios(size: Sizes) -> tuple[dict[str, Any], list[str]]:
         "concurrent_jobs": concurrent,
     }
     return results, failures
+
+
+async def latency_only(rounds: int, size: Sizes = FULL, floor: bool = False) -> dict[str, Any]:
+    """The latency scenario alone, `rounds` times, ours and theirs alternating (a quick check
+    of a change to the low-rate path; `--latency N`), with `floor` the bare-uvicorn floor
+    (`floor_uvicorn.py`) as a third. Each round's figures, and per round ours/theirs of p50,
+    p99 and server CPU per event."""
+    out: dict[str, Any] = {"load_before": list(os.getloadavg()), "rounds": []}
+    async with AsyncExitStack() as stack:
+        servers = [
+            (impl, await stack.enter_async_context(ServerProcess(impl)))
+            for impl in ("ours", "theirs", *(("bare",) if floor else ()))
+        ]
+        for _, server in servers:  # warm-up every one
+            await _one_stream(server, 5_000)
+        for _ in range(rounds):
+            row: dict[str, Any] = {}
+            for impl, server in servers:
+                figures, problems = await _latency(server, size)
+                row[impl] = {key: round(value, 4) for key, value in figures.items()}
+                if problems:
+                    row[f"{impl}_problems"] = problems
+            if row["ours"] and row["theirs"]:
+                row["ratio"] = {
+                    key: round(row["ours"][key] / row["theirs"][key], 3)
+                    for key in ("p50_ms", "p99_ms", "server_cpu_us_per_event")
+                }
+            out["rounds"].append(row)
+    out["load_after"] = list(os.getloadavg())
+    return out
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -777,7 +816,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=("memory", "lifecycles"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--latency", type=int, metavar="ROUNDS", help="only the latency scenario, ROUNDS times"
+    )
+    parser.add_argument("--idle", action="store_true", help="only the idle-streams scenario")
+    parser.add_argument("--floor", action="store_true", help="--latency: bare uvicorn as well")
     args = parser.parse_args()
+    if args.idle:
+        print(json.dumps(asyncio.run(_idle_streams(QUICK if args.quick else FULL)), indent=2))
+        return
+    if args.latency:
+        print(json.dumps(asyncio.run(latency_only(args.latency, floor=args.floor)), indent=2))
+        return
     size = QUICK if args.quick else FULL
     if args.child == "memory":
         print(json.dumps(asyncio.run(_memory_jobs(size))))

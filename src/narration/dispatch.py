@@ -30,6 +30,8 @@ class Dispatcher:
     """
 
     def __init__(self) -> None:
+        self.muted: tuple[Level, ...] = ()  # the levels below the threshold (`min_rank`)
+        self.info_muted = False  # INFO is below the threshold
         self.min_rank = LEVEL_RANK[Level.INFO]
         self.sinks: tuple[Sink, ...] = ()
         self.routes: dict[str, Sink] = {}  # never rebound: `n()` holds a reference to it
@@ -37,6 +39,19 @@ class Dispatcher:
         self._taps_changing = threading.Lock()  # captures come and go on several threads
         self.unrouted = 0
         self.sink_errors = 0
+
+    @property
+    def min_rank(self) -> int:
+        """The threshold: events of a lower level's rank are not made (`configure(level=)`)."""
+        return self._min_rank
+
+    @min_rank.setter
+    def min_rank(self, rank: int) -> None:
+        # `n()` checks `level in muted` (identity first: no hashing of an Enum member), which
+        # is cheaper than looking up the level's rank.
+        self._min_rank = rank
+        self.muted = tuple(level for level, of in LEVEL_RANK.items() if of < rank)
+        self.info_muted = Level.INFO in self.muted
 
     def deliver(self, event: NarrationEvent) -> None:
         """Deliver `event` to its job log (if that job lives here), every sink, then every tap.

@@ -38,7 +38,6 @@ _CALLER_CACHE_CAP = 8192
 _callers: dict[int, tuple[CodeType, str, str]] = {}
 _getframe = sys._getframe
 _INFO = Level.INFO
-_INFO_RANK = LEVEL_RANK[_INFO]
 # Level members and their ranks keyed by the member's id: hashing an Enum member runs Python code.
 _levels_by_id = {id(level): (level, rank) for level, rank in LEVEL_RANK.items()}
 _routes = dispatcher.routes
@@ -83,12 +82,17 @@ def n(
     configured threshold. Raises only TypeError, for a non-str action or message.
     """
     if level is _INFO:
-        if dispatcher.min_rank > _INFO_RANK:
+        if dispatcher.info_muted:
             return None
         member = _INFO
     else:
+        try:  # a Level member below the threshold? (compared by identity first: no hashing)
+            if level in dispatcher.muted:
+                return None
+        except Exception:  # an object whose __eq__ raises: `_parse_level` flags it
+            pass
         member, rank = _levels_by_id.get(id(level)) or _parse_level(level, fields)
-        if rank < dispatcher.min_rank:
+        if rank < dispatcher._min_rank:
             return None
     if type(action) is not str or type(message) is not str:
         action, message = _check_types(action, message)

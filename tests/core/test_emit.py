@@ -19,6 +19,7 @@ from narration import (
 )
 from narration.config import configure_from_env
 from narration.dispatch import dispatcher
+from narration.events import LEVEL_RANK
 from narration.testing import CapturedEvents, capture
 
 pytestmark = pytest.mark.unit
@@ -254,3 +255,31 @@ def test_n_returns_the_event_it_dispatched(cap: CapturedEvents) -> None:
     assert event is not None
     assert [e for e in seen if e.job_id == "job-sink-test"] == [event]
     assert cap.events == [event]
+
+
+@pytest.mark.usefixtures("restore_level")
+def test_the_threshold_applies_to_members_and_names_alike_whoever_sets_it() -> None:
+    """`n()` checks a member against the muted levels first; names take the slow path."""
+    configure(level="error")
+    assert dispatcher.muted == (Level.TRACE, Level.DEBUG, Level.INFO, Level.WARN)
+    assert [n("a", "m", level=x) for x in (Level.WARN, "warn", "WARN", Level.INFO)] == [None] * 4
+    assert n("a", "m", level="ERROR") is not None
+    dispatcher.min_rank = LEVEL_RANK[Level.TRACE]  # set directly (as the benchmarks do)
+    assert dispatcher.muted == () and not dispatcher.info_muted
+    assert emit_all_levels() == list(Level)
+
+
+@pytest.mark.usefixtures("restore_level")
+def test_a_level_whose_comparison_raises_is_info_and_flagged() -> None:
+    class Touchy:
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("do not compare me")
+
+        __hash__ = object.__hash__
+
+        def __repr__(self) -> str:
+            return "Touchy()"
+
+    event = n("spawn", "plain", level=Touchy())
+    assert event is not None and event.level is Level.INFO
+    assert event.fields == {"invalid_level": "Touchy()"}

@@ -32,12 +32,20 @@ def test_bench_emit_quick_run_reports_every_figure() -> None:
             ratio = results["ratios"][case][peer]
             assert math.isclose(ratio, results[case]["narration"] / results[case][peer])
     assert results["emit"]["narration+encode"] > 0
+    for case in ("emit", "emit_200_contextvars"):  # the like-for-like pairs
+        row, pair = results[case], results["like_for_like"][case]
+        assert math.isclose(pair["no_encoding"], row["narration"] / row["structlog-plain"])
+        assert math.isclose(pair["json"], row["narration+encode"] / row["structlog"])
     assert results["narration_events_per_second"] > 0
     assert set(results["slowdown_200_contextvars"]) >= {"narration", *PEERS}
     assert set(results["targets"]) == {
         "emit_ns_max",
         "ratio_vs_structlog_max",
         "emit_ns_met",
+        "like_for_like_max",
+        "like_for_like_met",
+        "below_threshold_max",
+        "below_threshold_met",
         "ratio_vs_structlog_met",
     }
     assert "structlog" in bench_emit.format_table(results)

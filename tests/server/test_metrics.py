@@ -133,7 +133,7 @@ async def test_job_event_and_stream_metrics_count_a_known_workload() -> None:
     assert value(after, "narration_streams_open") == 0
     assert value(after, "narration_bytes_retained") > 0  # logs are kept for their retention
     lag_batches = value(after, "narration_stream_delivery_lag_seconds_count")
-    assert 4 <= lag_batches <= 5 + 3 + 10 + 1  # one per batch sent, at most one per event
+    assert 1 <= lag_batches <= 5 + 3 + 10 + 1  # batches sampled (one per 10 ms at most)
     assert value(after, "narration_store_errors_total") == 0
 
 

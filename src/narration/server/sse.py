@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..filters import EventFilter
 from ..store.base import EventLog
 from ..wire import KEEPALIVE_FRAME, RETRY_FRAME
+from .following import FollowedStream
 
 __all__ = ["EventStreamResponse", "StreamRegistry", "parse_cursor"]
 
@@ -57,13 +58,27 @@ class StreamRegistry:
             await self._changed.wait_for(lambda: self.open == count)
 
 
-class EventStreamResponse(Response):
+class EventStreamResponse:
     """An ASGI response streaming `log` after `cursor` until its terminal, then closing.
 
     Whatever is available is sent in one write; after `keepalive_s` of silence a comment is
     sent. A client disconnect cancels the reader at once, leaving nothing behind. With `only`,
     events it rejects are skipped (their ids stay as they are, so a resume is exact).
+
+    It writes in the request's own task and watches for the disconnect in one more: an idle
+    stream holds two tasks (this object has slots, and no Starlette `Response` state).
     """
+
+    __slots__ = (
+        "_gone",
+        "_writing",
+        "cursor",
+        "keepalive_s",
+        "log",
+        "only",
+        "registry",
+        "stream_headers",
+    )
 
     def __init__(
         self,
@@ -74,38 +89,49 @@ class EventStreamResponse(Response):
         headers: list[tuple[bytes, bytes]] | None = None,
         only: EventFilter | None = None,
     ) -> None:
-        super().__init__(status_code=200, media_type="text/event-stream")
         self.log, self.cursor, self.registry = log, cursor, registry
         self.only = only
         self.keepalive_s = keepalive_s
         self.stream_headers = _HEADERS + (headers or [])
+        self._writing = False
+        self._gone = False  # the client left while this was writing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.registry._count(+1, self.log.job_id)
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.create_task(self._watch(receive, task))
         try:
-            writer = asyncio.create_task(self._write(send))
-            watcher = asyncio.create_task(self._watch(receive))
+            self._writing = True
             try:
-                await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
+                await self._write(send)
             finally:
-                for task in (writer, watcher):
-                    task.cancel()
-                await asyncio.gather(writer, watcher, return_exceptions=True)
-            if writer.done() and not writer.cancelled() and writer.exception() is not None:
-                raise writer.exception()  # type: ignore[misc]
+                self._writing = False
+        except asyncio.CancelledError:
+            if not self._gone or task.uncancel() > 0:  # not (only) the watcher's cancel
+                raise
         finally:
+            watcher.cancel()
             close = getattr(self.log, "close", None)  # a log read back from a file
             if close is not None:
                 close()
             await asyncio.shield(self.registry._count(-1, self.log.job_id))
 
-    async def _watch(self, receive: Receive) -> None:
+    async def _watch(self, receive: Receive, writer: asyncio.Task[Any]) -> None:
+        """Cancel `writer` (the request's task) when the client disconnects."""
         while (await receive())["type"] != "http.disconnect":
             pass
+        if self._writing:
+            self._gone = True
+            writer.cancel()
 
     async def _write(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.stream_headers})
         await send({"type": "http.response.body", "body": RETRY_FRAME, "more_body": True})
+        if self.only is None and self.log.can_follow:  # caught up, the log writes for it
+            stream = FollowedStream(self.log, self.cursor, self.registry, self.keepalive_s, send)
+            await stream.run()
+            return
         closing = self.registry.closing
         only, loop = self.only, asyncio.get_running_loop()
         quiet_until = loop.time() + self.keepalive_s  # filtered: when a keepalive is due

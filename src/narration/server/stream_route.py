@@ -81,7 +81,7 @@ class StreamRoute:
 
     async def _open(
         self, scope: Scope, job_id: str, last_event_id: str | None, echo: dict[str, str]
-    ) -> Response:
+    ) -> Response | EventStreamResponse:
         """The stream's response: 200 SSE, 204 past the terminal; ApiError otherwise."""
         if scope["method"] != "GET":
             raise ApiError(

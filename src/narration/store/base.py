@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..errors import NarrationError
 from ..events import NarrationEvent
@@ -18,7 +18,15 @@ from ..safe_encode import EventCaps
 if TYPE_CHECKING:
     from .query import JobPage, JobQuery
 
-__all__ = ["EventLog", "JobRecord", "LogLimits", "ReadResult", "Store", "StoreUnavailableError"]
+__all__ = [
+    "EventLog",
+    "Follower",
+    "JobRecord",
+    "LogLimits",
+    "ReadResult",
+    "Store",
+    "StoreUnavailableError",
+]
 
 
 class StoreUnavailableError(NarrationError):
@@ -98,12 +106,25 @@ class JobRecord:
         return summary
 
 
+class Follower(Protocol):
+    """A caught-up reader the log hands new frames to as they arrive (`EventLog.follow`)."""
+
+    def deliver(self, frames: list[bytes], cursor: int) -> bool:
+        """Take `frames` (ids up to `cursor`) now, on the log's event loop, without waiting;
+        False refuses them: the log stops following this reader and calls `wake`."""
+
+    def wake(self) -> None:
+        """The reader must read by itself again (the terminal came, or it refused frames);
+        the log no longer follows it."""
+
+
 class EventLog(ABC):
     """One job's ordered, append-only event log: ids 1, 2, 3, ..., sealed by one terminal."""
 
     __slots__ = ()  # so that the slots of a subclass take effect (no __dict__ per job)
 
     job_id: str
+    can_follow: ClassVar[bool] = False  # implements `follow` (else readers wait in `read`)
 
     @abstractmethod
     def append(self, event: NarrationEvent) -> None:
@@ -120,6 +141,15 @@ class EventLog(ABC):
     @abstractmethod
     def count(self) -> int:
         """How many events were appended (dropped ones included, terminal excluded)."""
+
+    def follow(self, after: int, follower: Follower) -> bool:
+        """Hand frames after `after` to `follower` as they arrive, until it refuses some or
+        the terminal comes (then `follower.wake()`); False when frames after `after` are
+        already there (read them first). Event loop thread only; logs with `can_follow`."""
+        raise NotImplementedError
+
+    def unfollow(self, follower: Follower) -> None:  # noqa: B027 - with `follow`
+        """Stop handing frames to `follower` (nothing if it was not followed)."""
 
     async def flush(self) -> None:  # noqa: B027 - optional hook; memory logs have nothing to flush
         """Wait until appended events are durable and readable by every reader."""

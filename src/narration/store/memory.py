@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
-from array import array
-from bisect import bisect_right
 from collections import deque
 
 from ..events import NarrationEvent
 from ..safe_encode import encode_now, encode_off_loop
-from ..wire import event_frame_from_json, gap_frame, terminal_frame
+from ..wire import event_frame_from_json, terminal_frame
 from ._reentry import ReentrySafe
-from .base import EventLog, LogLimits, ReadResult
+from .base import EventLog, Follower, LogLimits, ReadResult
+from .frames import FrameBuffer
 
 __all__ = ["MemoryEventLog"]
 
@@ -21,7 +21,6 @@ _READ_BATCH = 2048  # events per read (one slice of the buffer)
 _ENCODE_BATCH = 256  # queued events that make the log schedule an encode on its loop
 _LARGE_EVENT = 16 * 1024  # an event estimated this large is encoded (and capped) at once
 _ENCODE_SLICE = 64  # events encoded per lock hold
-_CHUNK_BYTES = 64 * 1024  # frames are kept in sealed chunks of about this size
 _SIZED = (str, bytes)  # field values whose size the estimate counts (cheaply: len)
 
 
@@ -81,22 +80,21 @@ class MemoryEventLog(ReentrySafe, EventLog):
     counted, and readers behind them get a `gap`.
     """
 
+    can_follow = True
+
     __slots__ = (
-        "_base_id",
         "_bytes",
-        "_chunk_starts",
-        "_chunks",
         "_encode_scheduled",
         "_event_cap",
-        "_head",
+        "_followers",
+        "_frames",
         "_loop",
         "_loop_thread",
         "_next_id",
-        "_offsets",
         "_pending",
+        "_push_context",
+        "_push_scheduled",
         "_slow",
-        "_tail",
-        "_tail_start",
         "_terminal",
         "_terminal_id",
         "_waiter",
@@ -115,23 +113,17 @@ class MemoryEventLog(ReentrySafe, EventLog):
         self._lock = threading.RLock()
         self._busy = False  # a section of this log is running (the lock is held)
         self._aside: deque[NarrationEvent] | None = None  # appends that re-entered a section
-        # Encoded frames, ids _base_id + i for i in [_head, len(_offsets) - 1): frame i spans
-        # [_offsets[i], _offsets[i + 1]) of one byte stream, kept as sealed, exact-size chunks
-        # (`_chunks`, starting at `_chunk_starts`) and an open `_tail` starting at `_tail_start`.
-        # Then the events not yet encoded, in id order.
-        self._chunks: list[bytes] = []
-        self._chunk_starts: list[int] = []
-        self._tail = bytearray()
-        self._tail_start = 0
-        self._offsets = array("Q", (0,))
-        self._head = 0
-        self._base_id = 1
+        # Encoded frames (ids first_id .. next_id - 1), then the events not yet encoded, in order.
+        self._frames = FrameBuffer()
         self._pending: deque[NarrationEvent] | None = None  # made on demand: idle jobs are small
         self._bytes = 0  # retained: exact for encoded frames, estimated for queued events
         self._next_id = 1
         self._terminal: bytes | None = None
         self._terminal_id: int | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._followers: dict[Follower, int] | None = None  # caught-up readers: their cursors
+        self._push_scheduled = False
+        self._push_context: contextvars.Context | None = None
         self._waiter_loop: asyncio.AbstractEventLoop | None = None
         self._waiter_thread = 0
         try:
@@ -143,11 +135,6 @@ class MemoryEventLog(ReentrySafe, EventLog):
         self._slow: asyncio.Task[None] | None = None  # the head event, encoded off the loop
         self.dropped = 0
         self.late = 0  # events that arrived after the terminal (counted, not streamed)
-
-    @property
-    def _first_id(self) -> int:
-        """The id of the oldest retained event."""
-        return self._base_id + self._head
 
     def append(self, event: NarrationEvent) -> None:
         with self._lock:
@@ -166,12 +153,15 @@ class MemoryEventLog(ReentrySafe, EventLog):
                 estimate = _estimate(event, self._event_cap)
                 self._bytes += estimate
                 self._next_id += 1
-                if self._next_id - self._base_id - self._head > self.limits.max_events or (
+                if self._next_id - self._frames.first_id > self.limits.max_events or (
                     self._bytes > self.limits.max_bytes
                 ):
                     self._drop_oldest()
                 waiter = self._waiter
                 self._waiter = None
+                push = self._followers and not self._push_scheduled
+                if push:
+                    self._push_scheduled = True
                 schedule = (
                     len(pending) >= _ENCODE_BATCH or estimate >= _LARGE_EVENT
                 ) and not self._encode_scheduled
@@ -181,6 +171,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
                 self._busy = False
         if waiter is not None:
             self._wake(waiter)
+        if push:
+            self._schedule_push()
         if schedule:
             self._schedule_encode()
 
@@ -196,8 +188,13 @@ class MemoryEventLog(ReentrySafe, EventLog):
             self._terminal = terminal_frame(self._next_id, self.job_id, state, error)
             waiter = self._waiter
             self._waiter = None
+            push = self._followers and not self._push_scheduled
+            if push:
+                self._push_scheduled = True
         if waiter is not None:
             self._wake(waiter)
+        if push:
+            self._schedule_push()
 
     def terminal_id(self) -> int | None:
         return self._terminal_id
@@ -208,7 +205,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
     def retained(self) -> tuple[int, int]:
         """(events retained, bytes retained: exact for encoded ones, estimated for the rest)."""
         with self._lock:  # not marked busy: an append re-entering here only moves the pair on
-            return self._next_id - self._first_id, self._bytes
+            return self._next_id - self._frames.first_id, self._bytes
 
     async def read(self, after: int, timeout: float) -> ReadResult:
         result = self._take(after)
@@ -228,19 +225,10 @@ class MemoryEventLog(ReentrySafe, EventLog):
             return self._take_locked(after)
 
     def _take_locked(self, after: int) -> ReadResult:
-        frames: list[bytes] = []
         terminal_id = self._terminal_id
         if terminal_id is not None and after >= terminal_id:
-            return ReadResult(frames, after, True)
-        first_id = self._first_id
-        if after < first_id - 1:
-            frames.append(gap_frame(first_id - 1 - after, first_id))
-            after = first_id - 1
-        start = self._head + (after + 1 - first_id)
-        end = min(len(self._offsets) - 1, start + _READ_BATCH)
-        if end > start:
-            frames.extend(self._slice(self._offsets[start], self._offsets[end]))
-            after += end - start
+            return ReadResult([], after, True)
+        frames, after = self._frames.read(after, _READ_BATCH)
         done = terminal_id is not None and after == terminal_id - 1
         if done:
             frames.append(self._terminal)  # type: ignore[arg-type]
@@ -269,7 +257,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
         if self._slow is not None:
             return False
         caps = self.limits.caps
-        event_id = self._base_id + len(self._offsets) - 1
+        event_id = self._frames.next_id
         for _ in range(min(len(pending), _ENCODE_SLICE)):
             event = pending[0]
             body = encode_now(event, event_id, caps)
@@ -286,15 +274,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
 
     def _add_frame(self, event: NarrationEvent, frame: bytes) -> None:
         """Append the encoded frame of the oldest queued `event` (lock held)."""
-        tail = self._tail
-        tail += frame
-        self._offsets.append(self._tail_start + len(tail))
+        self._frames.append(frame)
         self._bytes += len(frame) - _estimate(event, self._event_cap)
-        if len(tail) >= _CHUNK_BYTES:  # seal it: an exact-size copy, no growth slack
-            self._chunks.append(bytes(tail))
-            self._chunk_starts.append(self._tail_start)
-            self._tail_start += len(tail)
-            self._tail = bytearray()
 
     async def _encode_slow(self, event: NarrationEvent, event_id: int) -> None:
         """Encode the head event off the loop, then go on with the rest and wake readers."""
@@ -303,7 +284,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
             self._slow = None
             pending = self._pending
             # Unless retention dropped it meanwhile, it is still the next to encode.
-            if pending and self._base_id + len(self._offsets) - 1 == event_id:
+            if pending and self._frames.next_id == event_id:
                 self._add_frame(pending.popleft(), event_frame_from_json(event_id, body))
                 if self._bytes > self.limits.max_bytes:
                     self._drop_oldest()
@@ -312,24 +293,62 @@ class MemoryEventLog(ReentrySafe, EventLog):
         self.encode_pending()
         if waiter is not None:
             self._wake(waiter)
+        if self._followers:
+            self._push()
 
-    def _slice(self, start: int, end: int) -> list[bytes]:
-        """The bytes of the frame stream in [start, end), as pieces (lock held)."""
-        pieces: list[bytes] = []
-        index = max(bisect_right(self._chunk_starts, start) - 1, 0)
-        for chunk_start, chunk in zip(
-            self._chunk_starts[index:], self._chunks[index:], strict=True
-        ):
-            if chunk_start >= end:
-                break
-            if chunk_start + len(chunk) > start:
-                pieces.append(chunk[max(start - chunk_start, 0) : end - chunk_start])
-        if end > self._tail_start:
-            with memoryview(self._tail) as view:
-                pieces.append(
-                    bytes(view[max(start - self._tail_start, 0) : end - self._tail_start])
-                )
-        return pieces
+    def follow(self, after: int, follower: Follower) -> bool:
+        with self:
+            if not self._caught_up(after):
+                return False
+            followers = self._followers
+            if followers is None:
+                followers = self._followers = {}
+                self._push_context = contextvars.Context()  # pushes run in no job's context
+            followers[follower] = after
+            self._note_loop()
+            return True
+
+    def unfollow(self, follower: Follower) -> None:
+        followers = self._followers
+        if followers is not None:
+            followers.pop(follower, None)
+
+    def _schedule_push(self) -> None:
+        """Run `_push` once on the followers' loop (from `append` or `seal`, any thread)."""
+        loop = self._waiter_loop
+        if loop is None or loop.is_closed():
+            self._push_scheduled = False
+        elif threading.get_ident() == self._waiter_thread:
+            loop.call_soon(self._push, context=self._push_context)
+        else:
+            loop.call_soon_threadsafe(self._push, context=self._push_context)
+
+    def _push(self) -> None:
+        """Hand what arrived to every follower (event loop thread): one callback per loop
+        turn for the whole log, however many readers, and no task switch per reader."""
+        with self:
+            self._push_scheduled = False
+        self._replay_set_aside()
+        if self._pending:
+            self.encode_pending()
+        followers = self._followers
+        if not followers:
+            return
+        for follower, cursor in list(followers.items()):
+            while True:
+                with self:  # at the terminal the reader reads the rest itself
+                    result = None if self._terminal is not None else self._take_locked(cursor)
+                if result is not None and not result.frames:
+                    break
+                try:
+                    taken = result is not None and follower.deliver(result.frames, result.cursor)
+                except Exception:  # the reader finds out when it reads by itself
+                    taken = False
+                if not taken or result is None:
+                    followers.pop(follower, None)
+                    follower.wake()
+                    break
+                cursor = followers[follower] = result.cursor
 
     def _schedule_encode(self) -> None:
         loop = self._loop
@@ -343,19 +362,25 @@ class MemoryEventLog(ReentrySafe, EventLog):
     def _arm_waiter(self, after: int) -> asyncio.Future[None] | None:
         """The future the next append resolves; None if something arrived meanwhile."""
         with self:
-            encoded_last = self._base_id + len(self._offsets) - 2
-            if (
-                encoded_last > after
-                or (self._pending and self._slow is None)
-                or (self._terminal is not None and not self._pending)
-            ):
+            if not self._caught_up(after):
                 return None
             if self._waiter is None:
-                loop = asyncio.get_running_loop()
-                self._waiter = loop.create_future()
-                self._waiter_loop = loop
-                self._waiter_thread = threading.get_ident()
+                self._waiter = asyncio.get_running_loop().create_future()
+                self._note_loop()
             return self._waiter
+
+    def _caught_up(self, after: int) -> bool:
+        """Nothing to read after `after` yet, terminal included (lock held)."""
+        return not (
+            self._frames.next_id - 1 > after
+            or (self._pending and self._slow is None)
+            or (self._terminal is not None and not self._pending)
+        )
+
+    def _note_loop(self) -> None:
+        """Remember the running loop as the one readers wait in (lock held)."""
+        self._waiter_loop = asyncio.get_running_loop()
+        self._waiter_thread = threading.get_ident()
 
     def _replay(self, item: NarrationEvent) -> None:
         self.append(item)
@@ -371,25 +396,14 @@ class MemoryEventLog(ReentrySafe, EventLog):
 
     def _drop_oldest(self) -> None:
         """Drop from the front until within limits (called with the lock held)."""
-        limits, offsets = self.limits, self._offsets
-        encoded_end = len(offsets) - 1
-        head = self._head
-        retained = self._next_id - self._base_id - head
+        limits, frames = self.limits, self._frames
+        retained = self._next_id - frames.first_id
         while retained > 1 and (retained > limits.max_events or self._bytes > limits.max_bytes):
-            if head < encoded_end:  # the oldest is encoded
-                self._bytes -= offsets[head + 1] - offsets[head]
-                head += 1
+            if len(frames):  # the oldest is encoded
+                self._bytes -= frames.drop_oldest()
             else:  # nothing encoded is left: the oldest is still queued
                 dropped = self._pending.popleft()  # type: ignore[union-attr]
                 self._bytes -= _estimate(dropped, self._event_cap)
-                self._base_id += 1
+                frames.skip()
             retained -= 1
             self.dropped += 1
-        self._head = head
-        chunks = self._chunks
-        while chunks and self._chunk_starts[0] + len(chunks[0]) <= offsets[head]:
-            del chunks[0], self._chunk_starts[0]  # every frame in it was dropped
-        if head > 4096 and head * 2 > len(offsets):  # offsets are absolute: just cut the front
-            del offsets[:head]
-            self._base_id += head
-            self._head = 0

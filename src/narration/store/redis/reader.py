@@ -8,6 +8,7 @@ from typing import Any
 from ...wire import event_frame_from_json, gap_frame, terminal_frame_from_json
 from ..base import ReadResult
 from .connection import BLOCK_CHUNK_S, UNREACHABLE, Connections, Reachability
+from .shared_frames import SharedFrames
 from .tail import StreamTail, stream_entry_id
 
 __all__ = ["StreamReader", "frames_of"]
@@ -30,6 +31,7 @@ class StreamReader:
         # Readers in a short block of their own at once: each holds a pooled connection.
         self._max_short_blocks = max(1, min(32, connections.read_connections // 2))
         self._short_blocks = 0
+        self._shared: SharedFrames | None = None  # the frames of the tail's latest batch
         self._tail = StreamTail(
             connections.tail,
             connections.read_command,
@@ -82,10 +84,18 @@ class StreamReader:
                 return ReadResult([], after, False)
             entries = await self._tail.wait(log_key, after, min(left, BLOCK_CHUNK_S))
             if entries:
-                result = frames_of(after, entries)
+                result = self._shared_frames(after, entries)
                 if result.frames or result.done:
                     return result
             waited = entries is not None
+
+    def _shared_frames(self, after: int, entries: list[Any]) -> ReadResult:
+        """`frames_of(after, entries)` for entries the tail handed to several readers: their
+        frames are built by the first of them, then shared (`shared_frames.py`)."""
+        shared = self._shared
+        if shared is None or shared.entries is not entries:
+            shared = self._shared = SharedFrames(entries)
+        return shared.after(after) or frames_of(after, entries)
 
     async def close(self) -> None:
         """Stop the shared tail and close its connection."""

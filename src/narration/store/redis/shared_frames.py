@@ -1,0 +1,57 @@
+"""SSE frames of one batch of stream entries, built once and read by every reader it wakes.
+
+The replica's shared tail (`tail.py`) hands the same list of entries to every reader of a job
+it wakes; building each reader's frames from it would encode the same frame once per reader.
+`SharedFrames` builds them once, and each reader takes the frames past its own cursor (with a
+`gap` first when entries it had not read are gone), as `reader.frames_of` would give them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import Any
+
+from ...wire import event_frame_from_json, gap_frame, terminal_frame_from_json
+from ..base import ReadResult
+from .tail import stream_entry_id
+
+__all__ = ["SharedFrames"]
+
+
+class SharedFrames:
+    """The frames of `entries` (as XREAD gives them), ids in order, the terminal last if any."""
+
+    __slots__ = ("_frames", "_ids", "_terminal", "entries")
+
+    def __init__(self, entries: list[Any]) -> None:
+        self.entries = entries  # kept: the cache matches a batch by identity
+        ids: list[int] = []
+        frames: list[bytes] = []
+        self._terminal = False
+        for entry_id, fields in entries:
+            event_id = stream_entry_id(entry_id)
+            if ids and event_id <= ids[-1]:
+                continue
+            ids.append(event_id)
+            if fields[0] == b"d":
+                frames.append(event_frame_from_json(event_id, fields[1]))
+                continue
+            values = dict(zip(fields[::2], fields[1::2], strict=True))
+            frames.append(terminal_frame_from_json(event_id, values[b"e"], values[b"d"]))
+            self._terminal = True
+            break
+        self._ids, self._frames = ids, frames
+
+    def after(self, cursor: int) -> ReadResult | None:
+        """The frames past `cursor`; None when the batch has a hole past it (ids that jump:
+        the caller builds those frames itself, with their gaps)."""
+        ids = self._ids
+        start = bisect_right(ids, cursor)
+        if start == len(ids):
+            return ReadResult([], cursor, False)
+        if ids[-1] - ids[start] != len(ids) - 1 - start:
+            return None
+        frames = self._frames[start:]
+        if ids[start] > cursor + 1:
+            frames.insert(0, gap_frame(ids[start] - cursor - 1, ids[start]))
+        return ReadResult(frames, ids[-1], self._terminal)
