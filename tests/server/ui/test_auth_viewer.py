@@ -55,7 +55,8 @@ async def test_the_viewer_asks_for_a_key_and_streams_with_a_token(page: Page) ->
 
 
 async def test_a_stream_token_opens_its_own_job_only_until_it_expires(page: Page) -> None:
-    async with NarrationTestHarness(api_keys=SPECS, stream_token_ttl_s=1) as harness:
+    # 3 s: long enough for the page to load and read under a loaded CI machine (1 s was not).
+    async with NarrationTestHarness(api_keys=SPECS, stream_token_ttl_s=3) as harness:
         mine = (await _submit(harness, ALICE)).json()
         other = (await _submit(harness, BOB)).json()
         emit(harness, mine["job_id"], 3)
@@ -66,7 +67,7 @@ async def test_a_stream_token_opens_its_own_job_only_until_it_expires(page: Page
         foreign_url = f"/v1/jobs/{other['job_id']}/stream?token={token}"
         foreign: dict[str, Any] = await page.evaluate(_EVENT_SOURCE, foreign_url)
         expired: dict[str, Any] = {"failed": False}
-        for _ in range(10):  # bounded: tokens are checked to the second (about 2 s)
+        for _ in range(40):  # bounded (~12 s): tokens are checked to the second (3-4 s here)
             expired = await page.evaluate(_EVENT_SOURCE, mine["sse_url"])
             if expired["failed"]:
                 break
