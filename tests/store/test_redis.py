@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from narration import n, narration_context
 from narration.dispatch import dispatcher
@@ -424,31 +425,36 @@ async def test_caught_up_readers_share_one_blocked_redis_connection(
     assert await raw.exists(poke_key) == 0  # removed on close
 
 
-async def test_a_lease_renewed_between_listing_and_reaping_is_not_reaped(redis_url: str) -> None:
-    """Reaping takes two calls (the expired leases, then ending those jobs with terminals built
-    by `narration.wire`); the second checks each lease again, so an owner that renews in
-    between keeps its job, and a job left expired is ended once, with the wire's terminal."""
+async def test_a_claimed_lease_is_lost_to_its_owner_and_a_dead_reapers_claim_lapses(
+    redis_url: str,
+) -> None:
+    """Reaping claims expired leases atomically in the leases' slot, then ends each job in the
+    job's own slot (two slots in a cluster). An owner renewing after the claim learns it lost
+    the job; a reaper that died between the two leaves a claim that lapses after one lease
+    TTL and is claimed again, and the job is ended once, with the wire's terminal."""
     owner = store_for(redis_url, lease_ttl_s=0.4)
-    rec, _ = await running_job(owner)
+    rec, log = await running_job(owner)
     owner._tasks[1].cancel()  # no renewals (and no reaping) but those this test asks for
-    reaper = store_for(redis_url, reaper=False)
+    reaper = store_for(redis_url, reaper=False, lease_ttl_s=0.4)
     real_eval = reaper._redis.eval
-    renewed: list[list[str]] = []
 
-    async def renew_after_listing(name: str, keys: Any, args: Any) -> Any:
-        reply = await real_eval(name, keys, args)
-        if name == "expired" and reply and not renewed:
-            renewed.append(await owner.renew_leases())  # the owner wakes up just in time
-        return reply
+    async def die_before_ending(name: str, keys: Any, args: Any) -> Any:
+        if name == "end":
+            raise RedisConnectionError("the reaper lost Redis after claiming")
+        return await real_eval(name, keys, args)
 
-    reaper._redis.eval = renew_after_listing  # type: ignore[method-assign]
+    reaper._redis.eval = die_before_ending  # type: ignore[method-assign]
     async with asyncio.timeout(5):
-        while not renewed:
-            assert await reaper.reap_orphans() == []
+        while True:
+            try:
+                assert await reaper.reap_orphans() == []
+            except RedisConnectionError:
+                break
             await asyncio.sleep(0.02)
-    assert renewed == [[]]  # the owner still held its lease
+    assert await owner.renew_leases() == [rec.job_id]  # claimed: the owner stops writing
+    assert log.sealed
     stored = await reaper.get(rec.job_id)
-    assert stored is not None and stored.state == "running"
+    assert stored is not None and stored.state == "running"  # not ended yet
 
     reaper._redis.eval = real_eval  # type: ignore[method-assign]
     async with asyncio.timeout(5):

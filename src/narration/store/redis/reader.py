@@ -7,7 +7,9 @@ from typing import Any
 
 from ...wire import event_frame_from_json, gap_frame, terminal_frame_from_json
 from ..base import ReadResult
+from .cluster_tail import ClusterTail
 from .connection import BLOCK_CHUNK_S, UNREACHABLE, Connections, Reachability
+from .keys import Keys
 from .tail import StreamTail, stream_entry_id
 
 __all__ = ["StreamReader", "frames_of"]
@@ -24,19 +26,31 @@ class StreamReader:
     no connection per reader and hands over the entries it read.
     """
 
-    def __init__(self, connections: Connections, reachability: Reachability, poke_key: str):
+    def __init__(
+        self, connections: Connections, reachability: Reachability, keys: Keys, replica: str
+    ):
         self._redis = connections
         self._reachability = reachability
         # Readers in a short block of their own at once: each holds a pooled connection.
         self._max_short_blocks = max(1, min(32, connections.read_connections // 2))
         self._short_blocks = 0
-        self._tail = StreamTail(
-            connections.tail,
-            connections.read_command,
-            poke_key,
-            UNREACHABLE,
-            batch=_READ_BATCH,
-        )
+        self._tail: StreamTail | ClusterTail
+        if connections.cluster:  # no XREAD across slots there: notification streams
+            self._tail = ClusterTail(
+                connections.tail_command,
+                connections.read_command,
+                keys,
+                UNREACHABLE,
+                batch=_READ_BATCH,
+            )
+        else:
+            self._tail = StreamTail(
+                connections.tail,  # type: ignore[arg-type]  # a plain client here
+                connections.read_command,
+                keys.poke(replica),
+                UNREACHABLE,
+                batch=_READ_BATCH,
+            )
 
     async def read(self, log_key: str, job_key: str, after: int, timeout: float) -> ReadResult:
         """Frames of stream `log_key` after id `after`, waiting up to `timeout` s for some.
@@ -86,6 +100,11 @@ class StreamReader:
                 if result.frames or result.done:
                     return result
             waited = entries is not None
+
+    def start(self) -> None:
+        """Start a cluster's notification tail now (the single-Redis tail starts on demand)."""
+        if isinstance(self._tail, ClusterTail):
+            self._tail.start()
 
     async def close(self) -> None:
         """Stop the shared tail and close its connection."""

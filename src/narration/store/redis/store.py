@@ -67,7 +67,7 @@ class RedisStore(Store):
         self.replica = replica or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._keys = Keys(self.options.prefix)
         self._health = Reachability()
-        self._redis = Connections(clean_url)
+        self._redis = Connections(clean_url, self._keys.notify)
         self._writer = EventWriter(
             self._redis,
             self._health,
@@ -76,7 +76,7 @@ class RedisStore(Store):
             self.flush_timeout_s,
         )
         # Readers that caught up wait on one shared connection (the tail), not on one each.
-        self._reader = StreamReader(self._redis, self._health, self._keys.poke(self.replica))
+        self._reader = StreamReader(self._redis, self._health, self._keys, self.replica)
         self._leases = Leases(self._redis, self._health, self._keys, self.options, self._lost)
         self._cancels = CancelInbox(self._redis, self._health, self._keys, self.replica)
         self._owned: dict[str, RedisEventLog] = {}  # this replica's logs, until expire()
@@ -125,6 +125,7 @@ class RedisStore(Store):
             return
         self._started = True
         self._tasks += [self._writer.start(), self._leases.start(), self._cancels.start()]
+        self._reader.start()
 
     def _log(
         self, job_id: str, *, owned: bool, last_id: int = 0, terminal_id: int | None = None
@@ -141,11 +142,15 @@ class RedisStore(Store):
         )
 
     def _lost(self, job_id: str) -> None:
-        """This replica's lease on `job_id` ended elsewhere: stop writing its events."""
+        """This replica's lease on `job_id` is gone: stop writing its events."""
         log = self._owned.get(job_id)
         if log is not None:
             self._writer.seal(log)
-            logger.warning("narration: job %s was ended by another replica", job_id)
+            logger.warning(
+                "narration: the lease of job %s is gone (its lease expired and a replica "
+                "ended it, or Redis lost it); no more of its events are written",
+                job_id,
+            )
 
     # ---------------------------------------------------------------- Store
 
@@ -157,9 +162,10 @@ class RedisStore(Store):
         fields += ["n", 0]
         keys = self._keys
         job_id = record.job_id
-        redis_keys = [keys.job(job_id), keys.jobs, keys.leases, keys.log(job_id)]
-        args = [job_id, repr(record.created_at), self._leases.lease_ms, *fields]
-        await self._redis.eval("create", redis_keys, args)
+        await self._redis.eval("create", [keys.job(job_id), keys.log(job_id)], fields)
+        # The index and the lease are in slots of their own (Redis Cluster): separate calls.
+        await self._redis.command("ZADD", keys.jobs, repr(record.created_at), job_id)
+        await self._redis.eval("lease", [keys.leases], [self._leases.lease_ms, job_id])
         log = self._log(job_id, owned=True)
         self._owned[job_id] = log
         self._leases.held.add(job_id)
@@ -253,7 +259,7 @@ class RedisStore(Store):
         assert isinstance(log, RedisEventLog)
         self._writer.seal(log)
         await self._writer.flush(log, self.flush_timeout_s)
-        keys = [log.job_key, log.log_key, self._keys.leases]
+        keys = [log.job_key, log.log_key]
         args = [
             record.job_id,
             record.state,
@@ -287,8 +293,11 @@ class RedisStore(Store):
                 await asyncio.sleep(backoff.next_delay())
         self._health.ok()
         held.discard(record.job_id)
+        with contextlib.suppress(*UNREACHABLE):  # else it expires; the reaper finds it final
+            await self._redis.command("ZREM", self._keys.leases, record.job_id)
         if result > 0:
             log.ended(result)
+            await self._redis.notify(log.log_key, result)
         elif result == -2:  # already ended elsewhere (its lease had expired): take that end
             stored = await self.get(record.job_id)
             if stored is not None:
@@ -301,7 +310,7 @@ class RedisStore(Store):
     async def expire(self, job_id: str, after_s: float) -> None:
         self._owned.pop(job_id, None)
         ms = max(1, int(after_s * 1000))
-        pipe = self._redis.control.pipeline(transaction=True)
+        pipe = self._redis.control.pipeline(transaction=False)  # keys of several slots
         pipe.pexpire(self._keys.job(job_id), ms)  # then GET answers 404
         # Readers still streaming get a little longer to read the terminal.
         pipe.pexpire(self._keys.log(job_id), max(ms, int(_READER_GRACE_S * 1000)))

@@ -296,14 +296,24 @@ class EventWriter(ReentrySafe):
         sha = SCRIPTS["append"].sha
         pipe = self._redis.control.pipeline(transaction=False)
         logs = list(groups)
+        notifies = 0
         for log in logs:
             maxlen = log.maxlen(self._limits)
             blob = b"".join(groups[log])
             pipe.execute_command("EVALSHA", sha, 2, log.job_key, log.log_key, maxlen, blob)
+            notify = self._redis.notify_args(log.log_key, log.last_id)  # a cluster's tails
+            if notify is not None:
+                pipe.execute_command(*notify)
+                notifies += 1
         try:
-            results = await pipe.execute(raise_on_error=False)
+            replies = await pipe.execute(raise_on_error=False)
         except UNREACHABLE as exc:
             self._reachability.failed(exc)
+            return False
+        results = replies[:: 2 if notifies else 1]
+        failed = next((r for r in results if isinstance(r, UNREACHABLE)), None)
+        if failed is not None:  # a cluster node, not all: write again (ids are skipped)
+            self._reachability.failed(failed)
             return False
         self._reachability.ok()
         if any(isinstance(result, NoScriptError) for result in results):
