@@ -19,7 +19,13 @@ from narration.events import Level, NarrationEvent
 from narration.operations import Operation
 from narration.server.app import server_state
 from narration.store import JobRecord, ReadResult, open_store
-from narration.store.redis import OWNER_LOST, RedisEventLog, RedisOptions, RedisStore
+from narration.store.redis import (
+    LOST_BY_STORE,
+    OWNER_LOST,
+    RedisEventLog,
+    RedisOptions,
+    RedisStore,
+)
 from narration.testing import NarrationTestHarness
 from narration.testing.redis_server import RedisServer, blocked_xreads, client_list
 from narration.wire import terminal_frame
@@ -308,7 +314,8 @@ async def test_a_stream_of_a_job_redis_forgot_ends_instead_of_hanging(
     assert view is not None
     assert await view.read(0, 0.1) == ReadResult([], 0, False)  # running, nothing yet
     await raw.delete(owner._key("job:", rec.job_id))  # e.g. Redis restarted without persistence
-    assert await view.read(0, 0.1) == ReadResult([], 0, True)
+    lost = terminal_frame(1, rec.job_id, "failed", LOST_BY_STORE)
+    assert await view.read(0, 0.1) == ReadResult([lost], 1, True)  # one `error` terminal
     assert await other.log(rec.job_id) is None
     for store in (owner, other):
         await store.close()

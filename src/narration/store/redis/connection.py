@@ -74,10 +74,12 @@ def unavailable_when_unreachable(
 class Reachability:
     """Whether Redis answered the last call: failures counted, an outage logged once."""
 
-    __slots__ = ("down_since", "errors", "last_error")
+    __slots__ = ("down_since", "errors", "last_error", "recoveries", "up_since")
 
     def __init__(self) -> None:
         self.down_since: float | None = None  # wall clock of the first failure of an outage
+        self.up_since: float | None = None  # wall clock of the end of the last outage
+        self.recoveries = 0  # outages over: readers then check that their job still exists
         self.last_error: str | None = None
         self.errors = 0  # failed Redis calls (metrics: narration_store_errors_total)
 
@@ -92,8 +94,10 @@ class Reachability:
     def ok(self) -> None:
         """A call succeeded: an outage, if any, is over."""
         if self.down_since is not None:
-            down_for = time.time() - self.down_since
+            self.up_since = time.time()
+            down_for = self.up_since - self.down_since
             self.down_since = None
+            self.recoveries += 1
             logger.warning("narration: Redis reachable again after %.1f s", down_for)
 
     def trouble(self) -> str | None:

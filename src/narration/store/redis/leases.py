@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 
 from ...wire import TERMINAL_EVENTS, terminal_data
@@ -61,7 +62,7 @@ class Leases:
         self.held: set[str] = set()
         self.renewals = 0  # completed renewal rounds (metrics)
         self.reaped = 0  # jobs of dead owners this replica ended (metrics: failovers)
-        self.grace_until = 0.0  # loop time before which this replica does not reap
+        self.grace_until = 0.0  # time.monotonic() before which this replica does not reap
 
     @property
     def lease_ms(self) -> int:
@@ -149,7 +150,7 @@ class Leases:
                     await self.renew()
                     next_renew = now + ttl * _RENEW_EVERY
                 if loop.time() - last_ok > ttl * GAP:  # this replica was cut off
-                    self.grace_until = loop.time() + ttl * GRACE
+                    self.grace_until = time.monotonic() + ttl * GRACE
                     logger.warning(
                         "narration: Redis answers again; no reaping for %.1f s, so that "
                         "owners renew their leases first",
@@ -171,7 +172,7 @@ class Leases:
     @property
     def in_grace(self) -> bool:
         """True while this replica holds off reaping after it was cut off from Redis."""
-        return asyncio.get_running_loop().time() < self.grace_until
+        return time.monotonic() < self.grace_until
 
     async def _prune(self) -> None:
         """Drop up to 200 of the oldest ids of jobs Redis expired from the listing index."""

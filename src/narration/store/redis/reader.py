@@ -55,8 +55,10 @@ class StreamReader:
     async def read(self, log_key: str, job_key: str, after: int, timeout: float) -> ReadResult:
         """Frames of stream `log_key` after id `after`, waiting up to `timeout` s for some.
 
-        `done` with no frames: the job (`job_key`) is gone from Redis, so the stream is over.
+        `done` with no frames: the job (`job_key`) is gone from Redis, so the stream is over
+        (looked at when the read times out, and after an outage of Redis).
         """
+        recoveries = self._reachability.recoveries
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0.0)
         waited = False
@@ -87,6 +89,10 @@ class StreamReader:
                 self._reachability.ok()
             if reply:
                 return frames_of(after, reply[0][1])
+            if recoveries != self._reachability.recoveries:  # Redis may have come back empty
+                recoveries = self._reachability.recoveries
+                if not await self._exists(job_key):
+                    return ReadResult([], after, True)
             left = deadline - loop.time()
             if left <= 0:
                 if timeout > 0 and not await self._exists(job_key):

@@ -377,6 +377,7 @@ class RedisStore(Store):
                 "error": self._health.last_error if down_since is not None else None,
                 "backlog": self._writer.backlog,  # not written yet
                 "dropped": self.dropped,
+                "lost": self._writer.lost,  # refused, or of jobs Redis no longer had
                 "jobs_owned": len(self._leases.held),
                 "jobs_reaped": self.reaped,
                 "replica": self.replica,
@@ -385,4 +386,19 @@ class RedisStore(Store):
         }
 
     def trouble(self) -> str | None:
-        return self._health.trouble()
+        """Why `/health` says `degraded`: Redis unreachable, or recovering from an outage
+        (buffered events still being written, or reaping paused), with the counts."""
+        counts = (
+            f"{self._writer.backlog} events buffered, {self.dropped} dropped, "
+            f"{self._writer.lost} lost"
+        )
+        down = self._health.trouble()
+        if down is not None:
+            return f"{down}; {counts}"
+        up_since = self._health.up_since
+        if up_since is None or not self._started:
+            return None
+        recent = time.time() - up_since < self.options.lease_ttl_s
+        if self._leases.in_grace or (recent and self._writer.backlog):
+            return f"Redis recovering from an outage; {counts}"
+        return None

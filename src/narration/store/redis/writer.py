@@ -89,6 +89,7 @@ class EventWriter(ReentrySafe):
         self._idle = True  # the task waits for a kick
         self.closed = False
         self.dropped = 0  # events dropped, all jobs together
+        self.lost = 0  # events refused by Redis, or of jobs Redis no longer had
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._wake: asyncio.Event | None = None
@@ -322,17 +323,17 @@ class EventWriter(ReentrySafe):
             except UNREACHABLE as exc:
                 self._reachability.failed(exc)
             return False  # retried at once: the scripts skip what was written
-        refused: list[tuple[str, Exception]] = []
+        refused: list[tuple[str, Exception | str]] = []
         with self:
             for log, result in zip(logs, results, strict=True):
                 count = len(groups[log]) // 2
                 log.queued -= count
-                if isinstance(result, Exception):
+                if isinstance(result, Exception) or result == -1:
                     if not log.lost:  # once per job: the rest is counted
-                        refused.append((log.job_id, result))
+                        gone = "the job is gone from Redis (restarted empty, or flushed)"
+                        refused.append((log.job_id, gone if result == -1 else result))
                     log.lost += count
-                elif result == -1:
-                    log.lost += count
+                    self.lost += count
                 elif result == -2:
                     log.late += count
         for job_id, error in refused:  # logged outside the lock: a handler may narrate
