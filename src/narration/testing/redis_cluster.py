@@ -28,8 +28,10 @@ __all__ = ["ClusterNode", "RedisCluster"]
 _CREATE_OPTIONS = ("--cluster-replicas", "1", "--cluster-yes")
 _NODE_OPTIONS = (
     *("--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
-    *("--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no"),
-    *("--daemonize", "no", "--loglevel", "warning"),
+    *("--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0"),
+    *("--repl-ping-replica-period", "1", "--repl-diskless-sync-delay", "0"),
+    *("--save", "", "--appendonly", "no"),
+    *("--daemonize", "no", "--loglevel", "notice", "--logfile", "redis.log"),
 )
 
 
@@ -111,8 +113,16 @@ class RedisCluster:
         return done.stdout.decode(errors="replace").strip()
 
     def _ok_everywhere(self) -> bool:
+        """Every live node sees the cluster ok, and every replica is in sync with its primary
+        (until then a failover would promote a replica without the data)."""
         alive = [node for node in self.nodes if node.process.poll() is None]
-        return all("cluster_state:ok" in self.cli_call(n.port, "CLUSTER", "INFO") for n in alive)
+        if not all("cluster_state:ok" in self.cli_call(n.port, "CLUSTER", "INFO") for n in alive):
+            return False
+        for node in alive:
+            info = self.cli_call(node.port, "INFO", "replication")
+            if "role:slave" in info and "master_link_status:up" not in info:
+                return False
+        return True
 
     def primaries(self) -> list[int]:
         """The ports of the nodes that are primaries now."""

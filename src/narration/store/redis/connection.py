@@ -112,13 +112,23 @@ class Reachability:
 async def on_cluster(client: Client, args: tuple[Any, ...]) -> Any:
     """`args` on `client`; an XREAD is sent to its stream's node directly (redis-py would
     first ask a node which of its arguments are keys: a round trip per XREAD)."""
-    if args[0] == "XREAD" and isinstance(client, RedisCluster):
-        key = args[args.index("STREAMS") + 1]
-        await client.initialize()  # at once unless new, or a node failed since
-        node = client.get_node_from_key(key)
-        if node is not None:
-            return await client.execute_command(*args, target_nodes=node)
-    return await client.execute_command(*args)
+    try:
+        if args[0] == "XREAD" and isinstance(client, RedisCluster):
+            key = args[args.index("STREAMS") + 1]
+            await client.initialize()  # at once unless new, or a node failed since
+            node = client.get_node_from_key(key)
+            if node is not None:
+                return await client.execute_command(*args, target_nodes=node)
+        return await client.execute_command(*args)
+    except AttributeError as exc:
+        raise _closed_under(exc) from exc
+
+
+def _closed_under(exc: AttributeError) -> RedisConnectionError:
+    """redis-py's cluster client (8.1) can close a connection while a command uses it, when a
+    failover makes it refresh the topology: the command then fails with an AttributeError on
+    the closed socket. It is a lost connection, and is retried as one."""
+    return RedisConnectionError(f"connection closed by a cluster topology refresh ({exc})")
 
 
 def _raw_reply(response: Any, **_: Any) -> Any:
@@ -216,6 +226,18 @@ class Connections:
         except NoScriptError:
             await self.load_scripts()
             return await self.command(*command)
+
+    async def execute(self, pipe: Any) -> list[Any]:
+        """Run pipeline `pipe` of `control`; its replies, errors among them as exceptions."""
+        try:
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        except AttributeError as exc:
+            if not self.cluster:
+                raise
+            raise _closed_under(exc) from exc
+        if self.cluster:
+            replies = [_closed_under(r) if isinstance(r, AttributeError) else r for r in replies]
+        return replies
 
     def notify_args(self, log_key: str, last_id: int) -> list[Any] | None:
         """The XADD telling cluster tails that `log_key` has ids up to `last_id` (None when

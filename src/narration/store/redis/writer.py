@@ -307,7 +307,7 @@ class EventWriter(ReentrySafe):
                 pipe.execute_command(*notify)
                 notifies += 1
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self._redis.execute(pipe)
         except UNREACHABLE as exc:
             self._reachability.failed(exc)
             return False
