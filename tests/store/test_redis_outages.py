@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from narration.operations import Operation
-from narration.store.redis import LOST_BY_STORE, RedisStore
+from narration.store.redis import LOST_BY_STORE, RedisEventLog, RedisStore
 from narration.testing import NarrationTestHarness
 from narration.testing.redis_server import RedisServer
 from redis_server import _binary_or_skip, unique_prefix
@@ -122,7 +122,9 @@ async def test_redis_back_empty_ends_every_open_stream_with_one_error_terminal(
 ) -> None:
     """Redis restarted without its data while a job streams to readers on two replicas:
     each stream ends with one `error` terminal saying the store lost the job, right after
-    the last event it read; the job answers 404; the events narrated after are counted lost."""
+    the last event it read; the job answers 404; the events narrated after are counted, as
+    `lost` (Redis no longer had the job) or `late` (the owner had already found its lease
+    gone and stopped writing), never written."""
     server = own_redis()
     url = server.url(prefix=unique_prefix(), lease_ttl=LEASE_TTL_S)
     a = await NarrationTestHarness.start(store=url)
@@ -149,8 +151,11 @@ async def test_redis_back_empty_ends_every_open_stream_with_one_error_terminal(
         assert (await b.http.get(f"/v1/jobs/{job_id}")).status_code == 404
         store = a.state.store
         assert isinstance(store, RedisStore)
-        await a.state.jobs.live[job_id].log.flush()
-        assert store.health()["redis"]["lost"] == 3
+        log = a.state.jobs.live[job_id].log
+        assert isinstance(log, RedisEventLog)
+        await log.flush()
+        assert (log.lost + log.late, log.dropped) == (3, 0)
+        assert store.health()["redis"]["lost"] == log.lost
         for stream in streams:
             await stream.close()
     finally:

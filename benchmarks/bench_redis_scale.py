@@ -1,0 +1,275 @@
+"""The Redis store scaled out: 1 vs 2 server processes on one port, one Redis vs a Redis Cluster.
+
+Run: `python -m benchmarks.bench_redis_scale [--quick] [--json]` (also part of `make bench`).
+
+`narration serve --workers W` (W = 1, then 2) runs as a child process with this module's
+handler, on a private `redis-server` (nothing persisted), then on a private Redis Cluster (3
+primaries + 3 replicas, all on this machine). The client, here, submits 1,000 jobs (each
+request on a new connection, so the kernel spreads them over the workers), reads every job's
+SSE stream at once over real sockets, and checks every event: ids 1..N in order, no gap, one
+`done`. Each job narrates `EVENTS` events as fast as it can. Per configuration:
+
+- events/s: all events of all jobs, from the first submit to the last terminal at the client;
+- CPU seconds per 1,000 events of the server processes (the workers) and of Redis (every node
+  of a cluster), from /proc: what a projection to more cores and nodes is made from;
+- Redis memory: bytes per retained event (`used_memory` before and after the run) and per job
+  (1,000 jobs without events).
+
+On this 2-core machine the client, the workers and Redis share the cores: the figures show
+the cost per event of each part, not the throughput of a machine with a core per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+
+from narration import n
+from narration._process import ServiceProcess
+from narration.jobs import Job, JobRegistry
+from narration.testing.redis_cluster import RedisCluster
+from narration.testing.redis_server import RedisServer
+from narration.testing.sse import SSEParser
+
+__all__ = ["RUN_ALL_REPEATS", "run"]
+
+RUN_ALL_REPEATS = 1
+REPO = Path(__file__).resolve().parent.parent
+_TICKS = os.sysconf("SC_CLK_TCK")
+_SERVE = ("serve", "--quiet", "--jobs", "benchmarks.bench_redis_scale:jobs")
+
+
+class Burst(BaseModel):
+    """`count` events as fast as possible (yielding every 32), or none until cancelled."""
+
+    mode: Literal["burst", "idle"]
+    count: int = 0
+
+
+jobs = JobRegistry()
+
+
+@jobs.operation("burst")
+async def _burst(operation: Burst, job: Job) -> None:
+    if operation.mode == "idle":
+        await asyncio.Event().wait()
+    for i in range(1, operation.count + 1):
+        n("bench", "event {}", i, i=i)
+        if i % 32 == 0:
+            await asyncio.sleep(0)
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _server(store: str, workers: int) -> ServiceProcess:
+    return ServiceProcess(
+        f"bench-scale-{workers}",
+        [*_SERVE, "--store", store, "--workers", str(workers)],
+        env={
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            "NARRATION_RETENTION_S": "120",
+            "NARRATION_MAX_RUNNING": "20000",
+            "NARRATION_SUBMIT_RATE": "100000/second",
+        },
+    )
+
+
+async def _stream(http: httpx.AsyncClient, url: str, expected: int) -> list[str]:
+    """Read one stream to its terminal; the problems found (none when all is well)."""
+    parser, last, problems, terminal = SSEParser(), 0, [], None
+    async with http.stream("GET", url) as response:
+        async for chunk in response.aiter_raw():
+            for frame in parser.feed(chunk):
+                if frame.event == "gap":
+                    problems.append(f"gap after {last}")
+                elif frame.id is not None and frame.event == "narration":
+                    if int(frame.id) != last + 1:
+                        problems.append(f"id {frame.id} after {last}")
+                    last = int(frame.id)
+                elif frame.id is not None:
+                    terminal = frame.event
+            if terminal is not None:
+                break
+    if terminal != "done" or last != expected:
+        problems.append(f"{last} events then {terminal!r}, expected {expected} then 'done'")
+    return problems
+
+
+async def _load(url: str, job_count: int, events: int) -> tuple[float, list[str]]:
+    """Submit `job_count` bursts and read them all; (seconds, problems)."""
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    limits = httpx.Limits(max_connections=job_count + 10, max_keepalive_connections=0)
+    timeout = httpx.Timeout(120.0, connect=30.0)
+    body = {"operation": "burst", "mode": "burst", "count": events}
+    async with (
+        httpx.AsyncClient(timeout=timeout, limits=fresh, trust_env=False) as submit,
+        httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as read,
+    ):
+        started = time.perf_counter()
+
+        async def one() -> list[str]:
+            response = await submit.post(url + "/v1/jobs", json=body)
+            response.raise_for_status()
+            job_id = response.json()["job_id"]
+            return await _stream(read, f"{url}/v1/jobs/{job_id}/stream", events)
+
+        results = await asyncio.gather(*(one() for _ in range(job_count)))
+        elapsed = time.perf_counter() - started
+    return elapsed, [problem for problems in results for problem in problems]
+
+
+async def _used_memory(ports: list[int]) -> int:
+    total = 0
+    for port in ports:
+        client = aioredis.Redis(port=port)
+        try:
+            info = await client.info("memory")
+            role = await client.execute_command("ROLE")  # type: ignore[no-untyped-call]
+            if role[0] in (b"master", "master"):
+                total += int(info["used_memory"])
+        finally:
+            await client.aclose()
+    return total
+
+
+async def _per_job_bytes(url: str, ports: list[int], count: int) -> float:
+    """Redis memory of `count` jobs without events, per job."""
+    before = await _used_memory(ports)
+    body = {"operation": "burst", "mode": "idle"}
+    async with httpx.AsyncClient(timeout=60.0, trust_env=False) as http:
+        ids = [
+            (await http.post(url + "/v1/jobs", json=body)).json()["job_id"] for _ in range(count)
+        ]
+        after = await _used_memory(ports)
+        for job_id in ids:
+            await http.delete(f"{url}/v1/jobs/{job_id}")
+    return (after - before) / count
+
+
+async def _measure(store: str, redis_pids: list[int], ports: list[int], workers: int,
+                   job_count: int, events: int) -> dict[str, Any]:  # fmt: skip
+    server = _server(store, workers).start()
+    try:
+        await server.wait_healthy_async(60.0)
+        await _load(server.url, 20, 50)  # warm-up: connections, scripts, code paths
+        worker_pids = _children(server.pid or 0) or [server.pid or 0]
+        memory_before = await _used_memory(ports)
+        cpu_before = [_cpu_s(p) for p in worker_pids], [_cpu_s(p) for p in redis_pids]
+        elapsed, problems = await _load(server.url, job_count, events)
+        cpu_after = [_cpu_s(p) for p in worker_pids], [_cpu_s(p) for p in redis_pids]
+        memory_after = await _used_memory(ports)
+        per_job = await _per_job_bytes(server.url, ports, 1000)
+    finally:
+        server.stop(grace=30.0)
+        server.remove_log()
+    total = job_count * events
+    per_k = 1000 / total
+    return {
+        "workers": workers,
+        "jobs": job_count,
+        "events": total,
+        "seconds": elapsed,
+        "events_per_s": total / elapsed,
+        "server_cpu_s_per_1k_events": (sum(cpu_after[0]) - sum(cpu_before[0])) * per_k,
+        "redis_cpu_s_per_1k_events": (sum(cpu_after[1]) - sum(cpu_before[1])) * per_k,
+        "redis_bytes_per_event": (memory_after - memory_before) / total,
+        "redis_bytes_per_job": per_job,
+        "problems": problems[:10] + ([f"... {len(problems)} in all"] if len(problems) > 10 else []),
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Every configuration in turn (see the module doc)."""
+    job_count, events = (100, 50) if quick else (1000, 100)
+    try:
+        single = RedisServer.start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        return {"skipped": f"no redis-server: {exc}", "quick": quick}
+    results: dict[str, Any] = {"quick": quick}
+    try:
+        url = single.url(prefix=f"scale-{os.getpid()}:")
+        for workers in (1, 2):
+            results[f"redis_{workers}w"] = asyncio.run(
+                _measure(url, [single.process.pid], [single.port], workers, job_count, events)
+            )
+    finally:
+        single.stop()
+    try:
+        cluster = RedisCluster.start()
+    except (FileNotFoundError, RuntimeError, OSError) as exc:
+        results["cluster_skipped"] = f"no Redis Cluster: {exc}"
+        return results
+    try:
+        url = cluster.url(prefix=f"scale-{os.getpid()}:")
+        pids = [node.process.pid for node in cluster.nodes]
+        ports = [node.port for node in cluster.nodes]
+        for workers in (1, 2):
+            results[f"cluster_{workers}w"] = asyncio.run(
+                _measure(url, pids, ports, workers, job_count, events)
+            )
+    finally:
+        cluster.stop()
+    results["failures"] = {
+        name: r["problems"] for name, r in results.items() if isinstance(r, dict) and r["problems"]
+    }
+    return results
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The results as a plain-text table."""
+    if "skipped" in results:
+        return f"bench_redis_scale skipped: {results['skipped']}"
+    lines = [
+        "store, processes   jobs x events   events/s   server CPU s/1k ev   Redis CPU s/1k ev"
+        "   Redis B/event   B/job",
+    ]
+    for name in ("redis_1w", "redis_2w", "cluster_1w", "cluster_2w"):
+        r = results.get(name)
+        if not isinstance(r, dict):
+            continue
+        label = f"{'Redis' if name.startswith('redis') else 'Cluster 3+3'}, {r['workers']}"
+        lines.append(
+            f"{label:<18} {r['jobs']:>5} x {r['events'] // r['jobs']:<6} {r['events_per_s']:>9,.0f}"
+            f"   {r['server_cpu_s_per_1k_events']:>18.4f}   {r['redis_cpu_s_per_1k_events']:>17.4f}"
+            f"   {r['redis_bytes_per_event']:>13.0f}   {r['redis_bytes_per_job']:>5.0f}"
+        )
+    if results.get("failures"):
+        lines.append(f"FAILURES: {results['failures']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Command line: print the table (or JSON with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    results = run(quick=args.quick)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+
+
+if __name__ == "__main__":
+    main()
