@@ -12,8 +12,7 @@ SSE stream at once over real sockets, and checks every event: ids 1..N in order,
 - events/s: all events of all jobs, from the first submit to the last terminal at the client;
 - CPU seconds per 1,000 events of the server processes (the workers) and of Redis (every node
   of a cluster), from /proc: what a projection to more cores and nodes is made from;
-- Redis memory: bytes per retained event (`used_memory` before and after the run) and per job
-  (1,000 jobs without events).
+- Redis memory (`MEMORY USAGE`): a finished job's record, and its log per event.
 
 On this 2-core machine the client, the workers and Redis share the cores: the figures show
 the cost per event of each part, not the throughput of a machine with a core per process.
@@ -36,6 +35,8 @@ from pydantic import BaseModel
 from narration import n
 from narration._process import ServiceProcess
 from narration.jobs import Job, JobRegistry
+from narration.store.redis.cluster import cluster_client
+from narration.store.redis.keys import Keys
 from narration.testing.redis_cluster import RedisCluster
 from narration.testing.redis_server import RedisServer
 from narration.testing.sse import SSEParser
@@ -118,8 +119,8 @@ async def _stream(http: httpx.AsyncClient, url: str, expected: int) -> list[str]
     return problems
 
 
-async def _load(url: str, job_count: int, events: int) -> tuple[float, list[str]]:
-    """Submit `job_count` bursts and read them all; (seconds, problems)."""
+async def _load(url: str, job_count: int, events: int) -> tuple[float, list[str], list[str]]:
+    """Submit `job_count` bursts and read them all; (seconds, problems, job ids)."""
     fresh = httpx.Limits(max_keepalive_connections=0)
     limits = httpx.Limits(max_connections=job_count + 10, max_keepalive_connections=0)
     timeout = httpx.Timeout(120.0, connect=30.0)
@@ -130,58 +131,52 @@ async def _load(url: str, job_count: int, events: int) -> tuple[float, list[str]
     ):
         started = time.perf_counter()
 
+        ids: list[str] = []
+
         async def one() -> list[str]:
             response = await submit.post(url + "/v1/jobs", json=body)
             response.raise_for_status()
             job_id = response.json()["job_id"]
+            ids.append(job_id)
             return await _stream(read, f"{url}/v1/jobs/{job_id}/stream", events)
 
         results = await asyncio.gather(*(one() for _ in range(job_count)))
         elapsed = time.perf_counter() - started
-    return elapsed, [problem for problems in results for problem in problems]
+    return elapsed, [problem for problems in results for problem in problems], ids
 
 
-async def _used_memory(ports: list[int]) -> int:
-    total = 0
-    for port in ports:
-        client = aioredis.Redis(port=port)
-        try:
-            info = await client.info("memory")
-            role = await client.execute_command("ROLE")  # type: ignore[no-untyped-call]
-            if role[0] in (b"master", "master"):
-                total += int(info["used_memory"])
-        finally:
-            await client.aclose()
-    return total
+async def _memory(store: str, prefix: str, job_ids: list[str], events: int) -> dict[str, float]:
+    """Redis memory (`MEMORY USAGE`) of finished jobs: their record and log, per job and
+    per event, averaged over up to 100 of them."""
+    plain = store.split("?")[0]  # without the store's own options
+    client: Any = (
+        cluster_client(plain, 4) if plain.startswith("redis+cluster") else aioredis.from_url(plain)
+    )
+    keys = Keys(prefix)
+    records, logs = [], []
+    try:
+        for job_id in job_ids[:100]:
+            records.append(await client.memory_usage(keys.job(job_id), samples=0) or 0)
+            logs.append(await client.memory_usage(keys.log(job_id), samples=0) or 0)
+    finally:
+        await client.aclose()
+    return {
+        "redis_bytes_per_job_record": sum(records) / len(records),
+        "redis_bytes_per_event": sum(logs) / len(logs) / (events + 1),
+    }
 
 
-async def _per_job_bytes(url: str, ports: list[int], count: int) -> float:
-    """Redis memory of `count` jobs without events, per job."""
-    before = await _used_memory(ports)
-    body = {"operation": "burst", "mode": "idle"}
-    async with httpx.AsyncClient(timeout=60.0, trust_env=False) as http:
-        ids = [
-            (await http.post(url + "/v1/jobs", json=body)).json()["job_id"] for _ in range(count)
-        ]
-        after = await _used_memory(ports)
-        for job_id in ids:
-            await http.delete(f"{url}/v1/jobs/{job_id}")
-    return (after - before) / count
-
-
-async def _measure(store: str, redis_pids: list[int], ports: list[int], workers: int,
+async def _measure(store: str, prefix: str, redis_pids: list[int], workers: int,
                    job_count: int, events: int) -> dict[str, Any]:  # fmt: skip
     server = _server(store, workers).start()
     try:
         await server.wait_healthy_async(60.0)
         await _load(server.url, 20, 50)  # warm-up: connections, scripts, code paths
         worker_pids = _children(server.pid or 0) or [server.pid or 0]
-        memory_before = await _used_memory(ports)
         cpu_before = [_cpu_s(p) for p in worker_pids], [_cpu_s(p) for p in redis_pids]
-        elapsed, problems = await _load(server.url, job_count, events)
+        elapsed, problems, job_ids = await _load(server.url, job_count, events)
         cpu_after = [_cpu_s(p) for p in worker_pids], [_cpu_s(p) for p in redis_pids]
-        memory_after = await _used_memory(ports)
-        per_job = await _per_job_bytes(server.url, ports, 1000)
+        memory = await _memory(store, prefix, job_ids, events)
     finally:
         server.stop(grace=30.0)
         server.remove_log()
@@ -195,8 +190,7 @@ async def _measure(store: str, redis_pids: list[int], ports: list[int], workers:
         "events_per_s": total / elapsed,
         "server_cpu_s_per_1k_events": (sum(cpu_after[0]) - sum(cpu_before[0])) * per_k,
         "redis_cpu_s_per_1k_events": (sum(cpu_after[1]) - sum(cpu_before[1])) * per_k,
-        "redis_bytes_per_event": (memory_after - memory_before) / total,
-        "redis_bytes_per_job": per_job,
+        **memory,
         "problems": problems[:10] + ([f"... {len(problems)} in all"] if len(problems) > 10 else []),
     }
 
@@ -210,10 +204,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         return {"skipped": f"no redis-server: {exc}", "quick": quick}
     results: dict[str, Any] = {"quick": quick}
     try:
-        url = single.url(prefix=f"scale-{os.getpid()}:")
         for workers in (1, 2):
+            prefix = f"scale-{os.getpid()}-{workers}:"
+            url = single.url(prefix=prefix)
             results[f"redis_{workers}w"] = asyncio.run(
-                _measure(url, [single.process.pid], [single.port], workers, job_count, events)
+                _measure(url, prefix, [single.process.pid], workers, job_count, events)
             )
     finally:
         single.stop()
@@ -223,12 +218,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         results["cluster_skipped"] = f"no Redis Cluster: {exc}"
         return results
     try:
-        url = cluster.url(prefix=f"scale-{os.getpid()}:")
         pids = [node.process.pid for node in cluster.nodes]
-        ports = [node.port for node in cluster.nodes]
         for workers in (1, 2):
+            prefix = f"scale-{os.getpid()}-{workers}:"
+            url = cluster.url(prefix=prefix)
             results[f"cluster_{workers}w"] = asyncio.run(
-                _measure(url, pids, ports, workers, job_count, events)
+                _measure(url, prefix, pids, workers, job_count, events)
             )
     finally:
         cluster.stop()
@@ -244,7 +239,7 @@ def format_table(results: dict[str, Any]) -> str:
         return f"bench_redis_scale skipped: {results['skipped']}"
     lines = [
         "store, processes   jobs x events   events/s   server CPU s/1k ev   Redis CPU s/1k ev"
-        "   Redis B/event   B/job",
+        "   Redis B/event   B/record",
     ]
     for name in ("redis_1w", "redis_2w", "cluster_1w", "cluster_2w"):
         r = results.get(name)
@@ -254,7 +249,7 @@ def format_table(results: dict[str, Any]) -> str:
         lines.append(
             f"{label:<18} {r['jobs']:>5} x {r['events'] // r['jobs']:<6} {r['events_per_s']:>9,.0f}"
             f"   {r['server_cpu_s_per_1k_events']:>18.4f}   {r['redis_cpu_s_per_1k_events']:>17.4f}"
-            f"   {r['redis_bytes_per_event']:>13.0f}   {r['redis_bytes_per_job']:>5.0f}"
+            f"   {r['redis_bytes_per_event']:>13.0f}   {r['redis_bytes_per_job_record']:>8.0f}"
         )
     if results.get("failures"):
         lines.append(f"FAILURES: {results['failures']}")
