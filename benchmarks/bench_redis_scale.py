@@ -167,14 +167,17 @@ async def _memory(store: str, prefix: str, job_ids: list[str], events: int) -> d
 
 
 async def _measure(store: str, prefix: str, redis_pids: list[int], workers: int,
-                   job_count: int, events: int) -> dict[str, Any]:  # fmt: skip
+                   job_count: int, events: int,
+                   primaries: list[int] | None = None) -> dict[str, Any]:  # fmt: skip
     server = _server(store, workers).start()
     try:
         await server.wait_healthy_async(60.0)
         await _load(server.url, 20, 50)  # warm-up: connections, scripts, code paths
         worker_pids = _children(server.pid or 0) or [server.pid or 0]
         cpu_before = [_cpu_s(p) for p in worker_pids], [_cpu_s(p) for p in redis_pids]
+        client_before = time.process_time()
         elapsed, problems, job_ids = await _load(server.url, job_count, events)
+        client_s = time.process_time() - client_before
         cpu_after = [_cpu_s(p) for p in worker_pids], [_cpu_s(p) for p in redis_pids]
         memory = await _memory(store, prefix, job_ids, events)
     finally:
@@ -182,6 +185,18 @@ async def _measure(store: str, prefix: str, redis_pids: list[int], workers: int,
         server.remove_log()
     total = job_count * events
     per_k = 1000 / total
+    redis_cpu = [
+        after - before for before, after in zip(*(cpu_before[1], cpu_after[1]), strict=True)
+    ]
+    split = {}
+    if primaries is not None:  # a cluster: its primaries' share, and its replicas'
+        on_primaries = sum(
+            c for pid, c in zip(redis_pids, redis_cpu, strict=True) if pid in primaries
+        )
+        split = {
+            "redis_primaries_cpu_s_per_1k_events": on_primaries * per_k,
+            "redis_replicas_cpu_s_per_1k_events": (sum(redis_cpu) - on_primaries) * per_k,
+        }
     return {
         "workers": workers,
         "jobs": job_count,
@@ -189,7 +204,9 @@ async def _measure(store: str, prefix: str, redis_pids: list[int], workers: int,
         "seconds": elapsed,
         "events_per_s": total / elapsed,
         "server_cpu_s_per_1k_events": (sum(cpu_after[0]) - sum(cpu_before[0])) * per_k,
-        "redis_cpu_s_per_1k_events": (sum(cpu_after[1]) - sum(cpu_before[1])) * per_k,
+        "redis_cpu_s_per_1k_events": sum(redis_cpu) * per_k,
+        **split,
+        "client_cpu_s_per_1k_events": client_s * per_k,
         **memory,
         "problems": problems[:10] + ([f"... {len(problems)} in all"] if len(problems) > 10 else []),
     }
@@ -219,11 +236,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         return results
     try:
         pids = [node.process.pid for node in cluster.nodes]
+        primaries = [n.process.pid for n in cluster.nodes if n.port in cluster.primaries()]
         for workers in (1, 2):
             prefix = f"scale-{os.getpid()}-{workers}:"
             url = cluster.url(prefix=prefix)
             results[f"cluster_{workers}w"] = asyncio.run(
-                _measure(url, prefix, pids, workers, job_count, events)
+                _measure(url, prefix, pids, workers, job_count, events, primaries)
             )
     finally:
         cluster.stop()
@@ -238,8 +256,8 @@ def format_table(results: dict[str, Any]) -> str:
     if "skipped" in results:
         return f"bench_redis_scale skipped: {results['skipped']}"
     lines = [
-        "store, processes   jobs x events   events/s   server CPU s/1k ev   Redis CPU s/1k ev"
-        "   Redis B/event   B/record",
+        "store, processes  jobs x events  events/s  CPU ms per 1,000 events: server  Redis"
+        "  client   Redis B/event  B/record",
     ]
     for name in ("redis_1w", "redis_2w", "cluster_1w", "cluster_2w"):
         r = results.get(name)
@@ -247,10 +265,17 @@ def format_table(results: dict[str, Any]) -> str:
             continue
         label = f"{'Redis' if name.startswith('redis') else 'Cluster 3+3'}, {r['workers']}"
         lines.append(
-            f"{label:<18} {r['jobs']:>5} x {r['events'] // r['jobs']:<6} {r['events_per_s']:>9,.0f}"
-            f"   {r['server_cpu_s_per_1k_events']:>18.4f}   {r['redis_cpu_s_per_1k_events']:>17.4f}"
-            f"   {r['redis_bytes_per_event']:>13.0f}   {r['redis_bytes_per_job_record']:>8.0f}"
+            f"{label:<17} {r['jobs']:>5} x {r['events'] // r['jobs']:<5} {r['events_per_s']:>9,.0f}"
+            f"  {' ' * 24}{r['server_cpu_s_per_1k_events'] * 1000:>6.1f}"
+            f" {r['redis_cpu_s_per_1k_events'] * 1000:>6.1f}"
+            f" {r['client_cpu_s_per_1k_events'] * 1000:>7.1f}"
+            f"   {r['redis_bytes_per_event']:>13.0f}  {r['redis_bytes_per_job_record']:>8.0f}"
         )
+        if "redis_primaries_cpu_s_per_1k_events" in r:
+            lines.append(
+                f"{'':<17} (Redis: primaries {r['redis_primaries_cpu_s_per_1k_events'] * 1000:.1f},"
+                f" replicas {r['redis_replicas_cpu_s_per_1k_events'] * 1000:.1f})"
+            )
     if results.get("failures"):
         lines.append(f"FAILURES: {results['failures']}")
     return "\n".join(lines)

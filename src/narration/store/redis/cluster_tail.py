@@ -65,7 +65,7 @@ class ClusterTail:
         """Entries of stream `key` (as XREAD gives them), or [] when there are new ones to
         read; None after `timeout` s. Entries up to `after` may come first: skip them."""
         self.start()
-        if self._recent.get(key, 0) > after:
+        if self._recent.pop(key, 0) > after:  # once: a reader finding nothing waits next time
             return []
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         waiters = self._waiters.setdefault(key, {})

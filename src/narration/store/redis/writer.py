@@ -302,7 +302,8 @@ class EventWriter(ReentrySafe):
             maxlen = log.maxlen(self._limits)
             blob = b"".join(groups[log])
             pipe.execute_command("EVALSHA", sha, 2, log.job_key, log.log_key, maxlen, blob)
-            notify = self._redis.notify_args(log.log_key, log.last_id)  # a cluster's tails
+            newest = _HEAD.unpack(groups[log][-2])[0]  # the batch's last id of this job
+            notify = self._redis.notify_args(log.log_key, newest)  # a cluster's tails
             if notify is not None:
                 pipe.execute_command(*notify)
                 notifies += 1
