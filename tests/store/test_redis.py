@@ -26,6 +26,7 @@ from narration.store.redis import (
     RedisOptions,
     RedisStore,
 )
+from narration.store.redis.resend import ResendWindow
 from narration.testing import NarrationTestHarness
 from narration.testing.redis_server import RedisServer, blocked_xreads, client_list
 from narration.wire import terminal_frame
@@ -476,3 +477,42 @@ async def test_a_claimed_lease_is_lost_to_its_owner_and_a_dead_reapers_claim_lap
     assert (result.done, result.cursor, view.terminal_id()) == (True, 1, 1)
     for store in (owner, reaper):
         await store.close()
+
+
+async def test_events_redis_lost_after_acknowledging_them_are_written_again(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """A failover (or a restart with `appendfsync everysec`) can lose writes Redis had
+    acknowledged. The next append finds the job's stored last id below the writer's and the
+    writer sends the lost events again first, from what it kept: readers get every id once,
+    in order. What it no longer keeps is counted lost and read as one exact gap."""
+    store = store_for(redis_url)
+    store._writer._window = ResendWindow(size=2)  # keeps the last two writes (of one event)
+    rec, log = await running_job(store)
+    for i in range(10):
+        log.append(event(i, rec.job_id))
+        await log.flush()  # one write each
+    job_key, log_key = store._key("job:", rec.job_id), store._key("log:", rec.job_id)
+    kept = await raw.xrange(log_key, max="6-0")  # as a promoted replica without ids 7..10
+    await raw.delete(log_key)
+    for entry_id, fields in kept:
+        await raw.xadd(log_key, fields, id=entry_id)
+    await raw.hset(job_key, "n", 6)
+    for i in range(10, 13):
+        log.append(event(i, rec.job_id))
+    await log.flush()
+    assert (store._writer.resent, store._writer.lost, log.lost) == (2, 2, 2)
+    rec.state, rec.finished_at = "completed", time.time()
+    await store.finish(rec, log)
+    result = await log.read(0, 1.0)
+    frames = parse_frames(b"".join(result.frames).decode())
+    assert [frame["event"] for frame in frames] == ["narration"] * 6 + ["gap"] + [
+        "narration"
+    ] * 5 + ["done"]
+    assert frames[6]["data"] == {"missed": 2, "next_id": 9}
+    assert [int(frame["id"]) for frame in frames if "id" in frame] == [*range(1, 7), *range(9, 15)]
+    assert [frame["data"]["fields"]["i"] for frame in frames if frame["event"] == "narration"] == [
+        *range(6),
+        *range(8, 13),
+    ]
+    await store.close()

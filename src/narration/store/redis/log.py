@@ -43,6 +43,7 @@ class RedisEventLog(EventLog):
         "owned",
         "queued",
         "sealed",
+        "written",
     )
 
     def __init__(
@@ -71,6 +72,7 @@ class RedisEventLog(EventLog):
         self.dropped = 0  # dropped while Redis was unreachable (readers get a gap)
         self.late = 0  # arrived after the terminal (counted, not written)
         self.lost = 0  # the job was gone from Redis when they were written
+        self.written = last_id  # the last id Redis acknowledged (the writer's)
 
     def append(self, event: NarrationEvent) -> None:
         self._writer.append(self, event)

@@ -23,14 +23,17 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 # KEYS: job, stream. ARGV: maxlen, then the events in id order packed in one string: for each,
 # a big-endian u32 id, a u32 length and that many bytes of event JSON (one argument, so the
-# client packs one blob, not two arguments per event). Ids already written are skipped (a
-# retried batch), so nothing is ever written twice.
-# Returns the last id written, -1 if the job is gone, -2 if it is already sealed.
+# client packs one blob, not two arguments per event), then the last id this writer had
+# acknowledged. Ids already written are skipped (a retried batch), so nothing is ever written
+# twice. Returns the last id written, -1 if the job is gone, -2 if it is already sealed, or
+# {-3, last id stored} when Redis has fewer ids than it acknowledged (a failover or restart
+# lost them): nothing is written then, the writer sends the lost ones again first.
 _APPEND = """
 local meta = redis.call('HMGET', KEYS[1], 'state', 't', 'n')
 if not meta[1] then return -1 end
 if meta[2] then return -2 end
 local last = tonumber(meta[3] or '0')
+if last < tonumber(ARGV[3] or '0') then return {-3, last} end
 local first = last
 local blob = ARGV[2]
 local pos, size = 1, #blob
