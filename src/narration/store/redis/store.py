@@ -378,6 +378,7 @@ class RedisStore(Store):
                 "backlog": self._writer.backlog,  # not written yet
                 "dropped": self.dropped,
                 "lost": self._writer.lost,  # refused, or of jobs Redis no longer had
+                "resent": self._writer.resent,  # acknowledged, lost by Redis, written again
                 "jobs_owned": len(self._leases.held),
                 "jobs_reaped": self.reaped,
                 "replica": self.replica,
