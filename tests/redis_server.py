@@ -28,6 +28,7 @@ from narration.testing.redis_server import RedisServer
 
 __all__ = [
     "TcpProxy",
+    "binary_or_skip",
     "find_redis_server",
     "redis_cluster",
     "redis_server",
@@ -57,7 +58,7 @@ def unique_prefix() -> str:
     return f"t-{uuid.uuid4().hex[:12]}:"
 
 
-def _binary_or_skip() -> str:
+def binary_or_skip() -> str:
     """redis-server (with redis-cli beside it), else skip the test (fail it under CI)."""
     binary = find_redis_server()
     if binary is None or shutil.which("redis-cli") is None:
@@ -71,7 +72,7 @@ def _binary_or_skip() -> str:
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisCluster]:
     """A private Redis Cluster for this test session: 6 nodes, torn down by PID at the end."""
-    cluster = RedisCluster.start(_binary_or_skip())
+    cluster = RedisCluster.start(binary_or_skip())
     try:
         yield cluster
     finally:
@@ -81,7 +82,7 @@ def redis_cluster() -> Iterator[RedisCluster]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A private redis-server for this test session (never the machine's shared one)."""
-    server = RedisServer.start(_binary_or_skip())
+    server = RedisServer.start(binary_or_skip())
     try:
         yield server
     finally:

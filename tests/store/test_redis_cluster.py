@@ -16,7 +16,7 @@ import pytest
 from narration.operations import Operation
 from narration.testing import NarrationTestHarness
 from narration.testing.redis_cluster import RedisCluster
-from redis_server import _binary_or_skip, unique_prefix
+from redis_server import binary_or_skip, unique_prefix
 from stream_helpers import Frame, emit, parse_frames
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -27,7 +27,7 @@ JOBS = 100
 @pytest.fixture
 def own_cluster() -> Iterator[RedisCluster]:
     """A cluster of this test's own (it loses a node)."""
-    cluster = RedisCluster.start(_binary_or_skip())
+    cluster = RedisCluster.start(binary_or_skip())
     try:
         yield cluster
     finally:

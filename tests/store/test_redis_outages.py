@@ -17,7 +17,7 @@ from narration.operations import Operation
 from narration.store.redis import LOST_BY_STORE, RedisEventLog, RedisStore
 from narration.testing import NarrationTestHarness
 from narration.testing.redis_server import RedisServer
-from redis_server import _binary_or_skip, unique_prefix
+from redis_server import binary_or_skip, unique_prefix
 from stream_helpers import Frame, emit, parse_frames
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -31,7 +31,7 @@ def own_redis() -> Iterator[Callable[..., RedisServer]]:
     started: list[RedisServer] = []
 
     def start(**options: Any) -> RedisServer:
-        server = RedisServer.start(_binary_or_skip(), **options)
+        server = RedisServer.start(binary_or_skip(), **options)
         started.append(server)
         return server
 
