@@ -516,3 +516,44 @@ async def test_events_redis_lost_after_acknowledging_them_are_written_again(
         *range(8, 13),
     ]
     await store.close()
+
+
+async def test_an_end_redis_lost_in_a_failover_is_committed_again_with_its_events(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """A failover can also lose a job's end (state + terminal) and the events just before
+    it. Once the owner sees Redis back after an outage, it writes the lost events again and
+    commits the end again, with its terminal id: readers get every id once, then `done`."""
+    store = store_for(redis_url, lease_ttl_s=0.5)
+    rec, log = await running_job(store)
+    for i in range(5):
+        log.append(event(i, rec.job_id))
+    await log.flush()
+    rec.state, rec.finished_at = "completed", time.time()
+    await store.finish(rec, log)
+    assert log.terminal_id() == 6
+    job_key, log_key = store._key("job:", rec.job_id), store._key("log:", rec.job_id)
+    kept = await raw.xrange(log_key, max="3-0")  # as a promoted replica without 4, 5, the end
+    await raw.delete(log_key)
+    for entry_id, fields in kept:
+        await raw.xadd(log_key, fields, id=entry_id)
+    await raw.hset(job_key, mapping={"n": 3, "state": "running"})
+    await raw.hdel(job_key, "t", "finished_at")
+    store._health.failed(RedisConnectionError("the primary died"))  # the outage the owner saw
+    store._health.ok()
+
+    async with asyncio.timeout(5):
+        while await raw.hget(job_key, "state") != b"completed":  # noqa: ASYNC110 - polling Redis
+            await asyncio.sleep(0.02)
+    other = store_for(redis_url)
+    view = await other.log(rec.job_id)
+    assert view is not None
+    result = await view.read(0, 1.0)
+    frames = parse_frames(b"".join(result.frames).decode())
+    assert [(frame["event"], int(frame["id"])) for frame in frames] == [
+        *(("narration", i) for i in range(1, 6)),
+        ("done", 6),
+    ]
+    assert (store._writer.resent, store._writer.lost) == (2, 0)
+    for replica in (store, other):
+        await replica.close()

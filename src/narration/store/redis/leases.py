@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ...wire import TERMINAL_EVENTS, terminal_data
 from .connection import UNREACHABLE, Connections, Reachability
@@ -63,6 +63,7 @@ class Leases:
         self.renewals = 0  # completed renewal rounds (metrics)
         self.reaped = 0  # jobs of dead owners this replica ended (metrics: failovers)
         self.grace_until = 0.0  # time.monotonic() before which this replica does not reap
+        self.after_round: Callable[[], Awaitable[None]] | None = None  # the store's checks
 
     @property
     def lease_ms(self) -> int:
@@ -159,6 +160,8 @@ class Leases:
                 reap = self._options.reaper and not self.in_grace
                 await self._claim_and_end(100, reap=reap)
                 last_ok = loop.time()
+                if self.after_round is not None:
+                    await self.after_round()
                 if now >= next_prune:
                     next_prune = now + _PRUNE_EVERY_S
                     await self._prune()

@@ -80,6 +80,9 @@ class RedisStore(Store):
         self._leases = Leases(self._redis, self._health, self._keys, self.options, self._lost)
         self._cancels = CancelInbox(self._redis, self._health, self._keys, self.replica)
         self._owned: dict[str, RedisEventLog] = {}  # this replica's logs, until expire()
+        # Ends committed lately, committed again if Redis lost them (`_confirm_ends`).
+        self._ends: dict[str, tuple[RedisEventLog, list[str], list[Any], int, float]] = {}
+        self._leases.after_round = self._confirm_ends
         self._tasks: list[asyncio.Task[None]] = []  # writer, leases, cancel inbox
         self._started = False
 
@@ -298,6 +301,8 @@ class RedisStore(Store):
         if result > 0:
             log.ended(result)
             await self._redis.notify(log.log_key, result)
+            until = time.monotonic() + 2 * self.options.lease_ttl_s
+            self._ends[record.job_id] = (log, keys, args, self._health.recoveries, until)
         elif result == -2:  # already ended elsewhere (its lease had expired): take that end
             stored = await self.get(record.job_id)
             if stored is not None:
@@ -306,6 +311,24 @@ class RedisStore(Store):
             _, _, terminal = await self._redis.command("HMGET", log.job_key, "state", "n", "t")
             if terminal is not None:
                 log.ended(int(terminal))
+
+    async def _confirm_ends(self) -> None:
+        """After an outage (a failover of the primary that had them, a restart that lost
+        the last writes), commit again the ends committed just before it, with the events
+        Redis lost: the end script skips one that is still there. An end older than two lease
+        TTLs without an outage is safe and forgotten."""
+        if not self._ends or self._health.down_since is not None:
+            return
+        now = time.monotonic()
+        for job_id, (log, keys, args, recoveries, until) in list(self._ends.items()):
+            if recoveries != self._health.recoveries:
+                await self._writer.repair(log)
+                if int(await self._redis.eval("finish", keys, args)) > 0:
+                    logger.warning("narration: Redis lost the end of job %s; written again", job_id)
+                    await self._redis.notify(log.log_key, int(args[5]))
+            elif now < until:
+                continue
+            del self._ends[job_id]
 
     async def expire(self, job_id: str, after_s: float) -> None:
         self._owned.pop(job_id, None)

@@ -153,6 +153,25 @@ class EventWriter(ReentrySafe):
                 return
             await self._wait_progress(min(remaining, 0.25))
 
+    async def repair(self, log: QueuedLog) -> int:
+        """Write again what Redis lost of `log`'s acknowledged events (a failover); how many.
+
+        For a log that is done writing (sealed and flushed), before its end is committed again.
+        """
+        maxlen = log.maxlen(self._limits)
+        keys = [log.job_key, log.log_key]
+        reply = await self._redis.eval("append", keys, [maxlen, b"", log.written])
+        if type(reply) is not list:
+            return 0
+        restored: list[_Item] = []
+        self._refill(restored, [(log, int(reply[1]))])
+        with self:
+            self.pending.extendleft(reversed(restored))
+            self._idle = False
+        self._kick()
+        await self.flush(log)
+        return len(restored)
+
     async def drain(self, timeout: float) -> None:
         """Wait (up to `timeout` s) until everything queued is written, unless Redis is down."""
         if self._loop is None:
@@ -267,7 +286,6 @@ class EventWriter(ReentrySafe):
                 log.written = stored
                 report.append((len(events) + missing, log.job_id, len(events)))
             batch[:0] = restored
-            self._writing = len(batch)
         for lost, job_id, again in report:  # logged outside the lock: a handler may narrate
             logger.warning(
                 "narration: Redis lost %d acknowledged events of %s (a failover or a "
@@ -356,6 +374,7 @@ class EventWriter(ReentrySafe):
         holes = [(log, int(r[1])) for log, r in zip(logs, results, strict=True) if type(r) is list]
         if holes:  # Redis lost events it had acknowledged: those first, then this batch
             self._refill(batch, holes)
+            self._writing = len(batch)
             return False
         refused: list[tuple[str, Exception | str]] = []
         with self:
