@@ -49,7 +49,15 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
-env: $(STAMP) $(CHROMIUM)
+# The Redis tests start private redis-server processes, and a private Redis Cluster with
+# redis-cli: Debian's redis-server package brings both (redis-cli is in redis-tools).
+REDIS_CLI ?= $(or $(shell command -v redis-cli 2>/dev/null),/usr/bin/redis-cli)
+$(REDIS_CLI):
+	@echo "Installing Debian's redis-server and redis-cli (for the Redis and Redis Cluster tests)"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server
+
+env: $(STAMP) $(CHROMIUM) $(REDIS_CLI)
 
 demo: env
 	$(VENV)/bin/narration demo
@@ -108,7 +116,7 @@ $$(STAMP_$(1)): pyproject.toml uv.lock Makefile | $$(UV)
 	$$(call sync,.venv-$(1),$$(PYTHON_$(subst .,_,$(1))))
 typecheck-$(1): env
 	$(VENV)/bin/mypy --strict src --python-version $(1)
-unit-$(1): env-$(1) $(CHROMIUM)
+unit-$(1): env-$(1) $(CHROMIUM) $(REDIS_CLI)
 	.venv-$(1)/bin/pytest -q $$(PYTEST_ARGS)
 endef
 $(foreach v,$(MATRIX),$(eval $(call matrix_rules,$(v))))

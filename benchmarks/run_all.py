@@ -3,7 +3,7 @@
     python -m benchmarks.run_all            # what `make bench` runs (< 10 min on 2 cores)
     python -m benchmarks.run_all --quick    # smoke: small sizes, writes results/quick.json only
 
-Each benchmark module (`bench_emit`, `bench_stream`, `bench_redis`) exposes
+Each benchmark module (`bench_emit`, `bench_stream`, `bench_redis`, `bench_redis_scale`) exposes
 `run(quick: bool) -> dict` and is imported lazily; a module that is missing is recorded as
 "not available". A module is run `RUN_ALL_REPEATS` times (its own attribute; default 3, 1 with
 `--quick`) and every number of its answer becomes `{median, min, max, runs}`; a module that
@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "PERFORMANCE.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-BENCHMARKS = ("bench_stream", "bench_emit", "bench_redis")
+BENCHMARKS = ("bench_stream", "bench_emit", "bench_redis", "bench_redis_scale")
 DEFAULT_REPEATS = 3
 BUDGET_S = 540.0  # the whole suite must stay under 10 minutes on a 2-core machine
 RESERVE_S = 90.0  # kept for each benchmark still to run when deciding on another repeat
@@ -544,6 +544,10 @@ def render_tables(data: dict[str, Any]) -> str:
     redis = _ok(benches.get("bench_redis"))
     if redis:
         lines += _module_table("bench_redis", "Redis store vs memory store (bench_redis)", redis)
+    scale = _ok(benches.get("bench_redis_scale"))
+    if scale:
+        title = "Redis store: 1 vs 2 processes per port, one Redis vs a cluster (bench_redis_scale)"
+        lines += _module_table("bench_redis_scale", title, scale)
     not_run = [
         f"`{name}`: {bench.get('status')}"
         + (f" ({bench['error'].strip().splitlines()[-1]})" if bench.get("error") else "")

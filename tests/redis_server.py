@@ -5,7 +5,10 @@ Fixtures (imported by tests/conftest.py):
   is found on PATH, else installed with apt-get when running as root; if it is still missing
   the Redis tests are skipped, except with `CI=true`, where they fail.
 - `redis_url`: that server's URL with a key prefix of its own, so tests never see each other.
-- `store_url`: parametrized: "memory://" and a `redis_url`, for tests run against both stores.
+- `redis_cluster`: a `RedisCluster` (3 primaries + 3 replicas on free 127.0.0.1 ports),
+  started once per session, found and skipped (or failed under CI) like `redis_server`.
+- `store_url`: parametrized: "memory://", a `redis_url` and the cluster's
+  `redis+cluster://` URL (with a key prefix of its own), for tests run against every store.
 """
 
 from __future__ import annotations
@@ -20,9 +23,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from narration.testing.redis_cluster import RedisCluster
 from narration.testing.redis_server import RedisServer
 
-__all__ = ["TcpProxy", "find_redis_server", "redis_server", "redis_url", "store_url"]
+__all__ = [
+    "TcpProxy",
+    "binary_or_skip",
+    "find_redis_server",
+    "redis_cluster",
+    "redis_server",
+    "redis_url",
+    "store_url",
+]
 
 
 def find_redis_server() -> str | None:
@@ -46,16 +58,31 @@ def unique_prefix() -> str:
     return f"t-{uuid.uuid4().hex[:12]}:"
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A private redis-server for this test session (never the machine's shared one)."""
+def binary_or_skip() -> str:
+    """redis-server (with redis-cli beside it), else skip the test (fail it under CI)."""
     binary = find_redis_server()
-    if binary is None:
+    if binary is None or shutil.which("redis-cli") is None:
         message = "redis-server is not installed and could not be installed"
         if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
             pytest.fail(f"{message}; CI=true needs the Redis tests to run", pytrace=False)
         pytest.skip(message)
-    server = RedisServer.start(binary)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A private Redis Cluster for this test session: 6 nodes, torn down by PID at the end."""
+    cluster = RedisCluster.start(binary_or_skip())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A private redis-server for this test session (never the machine's shared one)."""
+    server = RedisServer.start(binary_or_skip())
     try:
         yield server
     finally:
@@ -68,11 +95,20 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url(prefix=unique_prefix())
 
 
-@pytest.fixture(params=["memory", "redis"])
+_REDIS = pytest.mark.redis
+
+
+@pytest.fixture(
+    params=["memory", pytest.param("redis", marks=_REDIS), pytest.param("cluster", marks=_REDIS)]
+)
 def store_url(request: pytest.FixtureRequest) -> str:
-    """Each store in turn: "memory://", then the private Redis (with a fresh key prefix)."""
+    """Each store in turn: "memory://", the private Redis, then the private Redis Cluster
+    (each Redis with a fresh key prefix)."""
     if request.param == "memory":
         return "memory://"
+    if request.param == "cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url(prefix=unique_prefix())
     server: RedisServer = request.getfixturevalue("redis_server")
     return server.url(prefix=unique_prefix())
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from narration import n, narration_context
 from narration.dispatch import dispatcher
@@ -18,7 +19,14 @@ from narration.events import Level, NarrationEvent
 from narration.operations import Operation
 from narration.server.app import server_state
 from narration.store import JobRecord, ReadResult, open_store
-from narration.store.redis import OWNER_LOST, RedisEventLog, RedisOptions, RedisStore
+from narration.store.redis import (
+    LOST_BY_STORE,
+    OWNER_LOST,
+    RedisEventLog,
+    RedisOptions,
+    RedisStore,
+)
+from narration.store.redis.resend import ResendWindow
 from narration.testing import NarrationTestHarness
 from narration.testing.redis_server import RedisServer, blocked_xreads, client_list
 from narration.wire import terminal_frame
@@ -307,7 +315,8 @@ async def test_a_stream_of_a_job_redis_forgot_ends_instead_of_hanging(
     assert view is not None
     assert await view.read(0, 0.1) == ReadResult([], 0, False)  # running, nothing yet
     await raw.delete(owner._key("job:", rec.job_id))  # e.g. Redis restarted without persistence
-    assert await view.read(0, 0.1) == ReadResult([], 0, True)
+    lost = terminal_frame(1, rec.job_id, "failed", LOST_BY_STORE)
+    assert await view.read(0, 0.1) == ReadResult([lost], 1, True)  # one `error` terminal
     assert await other.log(rec.job_id) is None
     for store in (owner, other):
         await store.close()
@@ -424,31 +433,36 @@ async def test_caught_up_readers_share_one_blocked_redis_connection(
     assert await raw.exists(poke_key) == 0  # removed on close
 
 
-async def test_a_lease_renewed_between_listing_and_reaping_is_not_reaped(redis_url: str) -> None:
-    """Reaping takes two calls (the expired leases, then ending those jobs with terminals built
-    by `narration.wire`); the second checks each lease again, so an owner that renews in
-    between keeps its job, and a job left expired is ended once, with the wire's terminal."""
+async def test_a_claimed_lease_is_lost_to_its_owner_and_a_dead_reapers_claim_lapses(
+    redis_url: str,
+) -> None:
+    """Reaping claims expired leases atomically in the leases' slot, then ends each job in the
+    job's own slot (two slots in a cluster). An owner renewing after the claim learns it lost
+    the job; a reaper that died between the two leaves a claim that lapses after one lease
+    TTL and is claimed again, and the job is ended once, with the wire's terminal."""
     owner = store_for(redis_url, lease_ttl_s=0.4)
-    rec, _ = await running_job(owner)
+    rec, log = await running_job(owner)
     owner._tasks[1].cancel()  # no renewals (and no reaping) but those this test asks for
-    reaper = store_for(redis_url, reaper=False)
+    reaper = store_for(redis_url, reaper=False, lease_ttl_s=0.4)
     real_eval = reaper._redis.eval
-    renewed: list[list[str]] = []
 
-    async def renew_after_listing(name: str, keys: Any, args: Any) -> Any:
-        reply = await real_eval(name, keys, args)
-        if name == "expired" and reply and not renewed:
-            renewed.append(await owner.renew_leases())  # the owner wakes up just in time
-        return reply
+    async def die_before_ending(name: str, keys: Any, args: Any) -> Any:
+        if name == "end":
+            raise RedisConnectionError("the reaper lost Redis after claiming")
+        return await real_eval(name, keys, args)
 
-    reaper._redis.eval = renew_after_listing  # type: ignore[method-assign]
+    reaper._redis.eval = die_before_ending  # type: ignore[method-assign]
     async with asyncio.timeout(5):
-        while not renewed:
-            assert await reaper.reap_orphans() == []
+        while True:
+            try:
+                assert await reaper.reap_orphans() == []
+            except RedisConnectionError:
+                break
             await asyncio.sleep(0.02)
-    assert renewed == [[]]  # the owner still held its lease
+    assert await owner.renew_leases() == [rec.job_id]  # claimed: the owner stops writing
+    assert log.sealed
     stored = await reaper.get(rec.job_id)
-    assert stored is not None and stored.state == "running"
+    assert stored is not None and stored.state == "running"  # not ended yet
 
     reaper._redis.eval = real_eval  # type: ignore[method-assign]
     async with asyncio.timeout(5):
@@ -463,3 +477,83 @@ async def test_a_lease_renewed_between_listing_and_reaping_is_not_reaped(redis_u
     assert (result.done, result.cursor, view.terminal_id()) == (True, 1, 1)
     for store in (owner, reaper):
         await store.close()
+
+
+async def test_events_redis_lost_after_acknowledging_them_are_written_again(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """A failover (or a restart with `appendfsync everysec`) can lose writes Redis had
+    acknowledged. The next append finds the job's stored last id below the writer's and the
+    writer sends the lost events again first, from what it kept: readers get every id once,
+    in order. What it no longer keeps is counted lost and read as one exact gap."""
+    store = store_for(redis_url)
+    store._writer._window = ResendWindow(size=2)  # keeps the last two writes (of one event)
+    rec, log = await running_job(store)
+    for i in range(10):
+        log.append(event(i, rec.job_id))
+        await log.flush()  # one write each
+    job_key, log_key = store._key("job:", rec.job_id), store._key("log:", rec.job_id)
+    kept = await raw.xrange(log_key, max="6-0")  # as a promoted replica without ids 7..10
+    await raw.delete(log_key)
+    for entry_id, fields in kept:
+        await raw.xadd(log_key, fields, id=entry_id)
+    await raw.hset(job_key, "n", 6)
+    for i in range(10, 13):
+        log.append(event(i, rec.job_id))
+    await log.flush()
+    assert (store._writer.resent, store._writer.lost, log.lost) == (2, 2, 2)
+    rec.state, rec.finished_at = "completed", time.time()
+    await store.finish(rec, log)
+    result = await log.read(0, 1.0)
+    frames = parse_frames(b"".join(result.frames).decode())
+    assert [frame["event"] for frame in frames] == ["narration"] * 6 + ["gap"] + [
+        "narration"
+    ] * 5 + ["done"]
+    assert frames[6]["data"] == {"missed": 2, "next_id": 9}
+    assert [int(frame["id"]) for frame in frames if "id" in frame] == [*range(1, 7), *range(9, 15)]
+    assert [frame["data"]["fields"]["i"] for frame in frames if frame["event"] == "narration"] == [
+        *range(6),
+        *range(8, 13),
+    ]
+    await store.close()
+
+
+async def test_an_end_redis_lost_in_a_failover_is_committed_again_with_its_events(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """A failover can also lose a job's end (state + terminal) and the events just before
+    it. Once the owner sees Redis back after an outage, it writes the lost events again and
+    commits the end again, with its terminal id: readers get every id once, then `done`."""
+    store = store_for(redis_url, lease_ttl_s=0.5)
+    rec, log = await running_job(store)
+    for i in range(5):
+        log.append(event(i, rec.job_id))
+    await log.flush()
+    rec.state, rec.finished_at = "completed", time.time()
+    await store.finish(rec, log)
+    assert log.terminal_id() == 6
+    job_key, log_key = store._key("job:", rec.job_id), store._key("log:", rec.job_id)
+    kept = await raw.xrange(log_key, max="3-0")  # as a promoted replica without 4, 5, the end
+    await raw.delete(log_key)
+    for entry_id, fields in kept:
+        await raw.xadd(log_key, fields, id=entry_id)
+    await raw.hset(job_key, mapping={"n": 3, "state": "running"})
+    await raw.hdel(job_key, "t", "finished_at")
+    store._health.failed(RedisConnectionError("the primary died"))  # the outage the owner saw
+    store._health.ok()
+
+    async with asyncio.timeout(5):
+        while await raw.hget(job_key, "state") != b"completed":  # noqa: ASYNC110 - polling Redis
+            await asyncio.sleep(0.02)
+    other = store_for(redis_url)
+    view = await other.log(rec.job_id)
+    assert view is not None
+    result = await view.read(0, 1.0)
+    frames = parse_frames(b"".join(result.frames).decode())
+    assert [(frame["event"], int(frame["id"])) for frame in frames] == [
+        *(("narration", i) for i in range(1, 6)),
+        ("done", 6),
+    ]
+    assert (store._writer.resent, store._writer.lost) == (2, 0)
+    for replica in (store, other):
+        await replica.close()

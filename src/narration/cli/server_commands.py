@@ -66,8 +66,13 @@ CorsOption = Annotated[
 ]
 
 
-def _run_server(app_: Any, host: str, port: int, label: str, quiet: bool) -> None:
-    """Print what runs, then serve until Ctrl-C/SIGTERM (jobs get the grace period)."""
+def _run_server(
+    app_: Any, host: str, port: int, label: str, quiet: bool, listen_fd: int | None = None
+) -> None:
+    """Print what runs, then serve until Ctrl-C/SIGTERM (jobs get the grace period); on the
+    inherited listening socket `listen_fd` when a `--workers` supervisor started this one."""
+    import socket
+
     from ..config import configure, configure_from_env
     from ..server import serve as run_server
 
@@ -75,10 +80,24 @@ def _run_server(app_: Any, host: str, port: int, label: str, quiet: bool) -> Non
     if not quiet:
         configure(console=True)
     console().print(f"narration {label} {__version__}", style="dim", highlight=False)
+    sock = socket.socket(fileno=listen_fd) if listen_fd is not None else None
     try:
-        run_server(app_, host, port)
+        run_server(app_, host, port, sock=sock)
     except ValueError as exc:  # e.g. a bind beyond loopback without authentication
         fail(str(exc), EXIT_USAGE)
+
+
+def _workers(given: int | None) -> int:
+    """`--workers`, else NARRATION_WORKERS, else 1."""
+    from .. import environment
+
+    if given is not None:
+        return given
+    raw = environment.get("NARRATION_WORKERS")
+    try:
+        return int(raw) if raw else 1
+    except ValueError:
+        fail(f"NARRATION_WORKERS={raw!r} is not a number of processes", EXIT_USAGE)
 
 
 def _origins(given: list[str] | None) -> tuple[str, ...] | None:
@@ -179,11 +198,24 @@ def serve(
             help="archive finished jobs in this directory or fsspec URL (s3://…)",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="server processes sharing the port (default 1; env NARRATION_WORKERS); more "
+            "than 1 needs the Redis store",
+            show_default=False,
+        ),
+    ] = None,
+    listen_fd: Annotated[int | None, typer.Option("--listen-fd", hidden=True)] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a narration server for your operations (--jobs) or your app (--app).
 
     Without either, only the built-in `status` operation runs. Env NARRATION_* also apply.
+    With --workers N, N processes serve the one port (each a full server; the Redis store
+    lets any of them answer for any job).
     """
     options = _given(
         store=store,
@@ -195,7 +227,21 @@ def serve(
         **_access(api_keys_file, no_auth, allowed_host),
         archive=archive,
     )
-    _run_server(_user_app(app_spec, jobs_spec, options), host, port, "server", quiet)
+    user_app = _user_app(app_spec, jobs_spec, options)
+    count = _workers(workers)
+    if count > 1:
+        import sys
+
+        from ..server.serve import check_bind
+        from ..server.workers import check_workers, run_workers
+
+        try:
+            check_workers(user_app, count)
+            check_bind(user_app, host)  # refused beyond loopback without keys, before forking
+        except ValueError as exc:
+            fail(str(exc), EXIT_USAGE)
+        raise typer.Exit(run_workers(sys.argv[1:], host, port, count))
+    _run_server(user_app, host, port, "server", quiet, listen_fd)
 
 
 @app.command()

@@ -142,13 +142,22 @@ def make_server(
     return NarrationServer(uvicorn.Config(app, host=host, port=port, **options))
 
 
-def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 7833, **config: Any) -> None:
+def serve(
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 7833,
+    *,
+    sock: socket.socket | None = None,
+    **config: Any,
+) -> None:
     """Serve `app` until SIGINT/SIGTERM (on uvloop when it is installed: uvicorn's choice).
 
     Prints the URL it listens on. On Ctrl-C or SIGTERM, running jobs get the grace period
-    (`shutdown_grace_s`), every open stream its terminal event, and `serve` returns.
+    (`shutdown_grace_s`), every open stream its terminal event, and `serve` returns. With
+    `sock` (a listening socket, e.g. one `narration serve --workers` shares among its
+    processes) it serves on that socket instead of binding `host`:`port`.
     """
     server = make_server(app, host, port, **config)
-    server.announce = True
+    server.announce = sock is None
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled
-        server.run()
+        server.run(sockets=[sock] if sock is not None else None)

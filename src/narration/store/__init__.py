@@ -20,15 +20,21 @@ __all__ = [
 def open_store(
     url: str | None, limits: LogLimits | None = None, retention_s: float | None = None
 ) -> Store:
-    """The store named by `url`: None or `memory://` for memory, `redis://...` for Redis.
+    """The store named by `url`: None or `memory://` for memory, `redis://...` for Redis,
+    `redis+cluster://host:port[,host:port...]` for a Redis Cluster.
 
     `retention_s` (a server's setting) is how long Redis keeps a job its owner could not
     expire itself; a `retention` key in the URL overrides it.
     """
     if not url or url.startswith("memory:"):
         return MemoryStore(limits)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(
+        ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+    ):
         from .redis import RedisStore  # optional backend, imported only when asked for
 
         return RedisStore(url, limits, retention_s=retention_s)
-    raise ValueError(f"unknown store URL {url!r}; use memory:// or redis://host:port/db")
+    raise ValueError(
+        f"unknown store URL {url!r}; use memory://, redis://host:port/db or "
+        "redis+cluster://host:port,host:port"
+    )

@@ -5,7 +5,9 @@
     ...
     server.stop()
 
-Nothing is persisted (`--save "" --appendonly no`); the machine's own Redis is never touched.
+Nothing is persisted (`--save "" --appendonly no`) unless `start(appendonly=True)` (every
+write fsynced to the append-only file before Redis answers, so `kill()` then `restart()` loses
+nothing); the machine's own Redis is never touched.
 """
 
 from __future__ import annotations
@@ -41,15 +43,39 @@ def blocked_xreads(clients: list[dict[str, str]]) -> int:
     return sum(1 for c in clients if c.get("cmd") == "xread" and "b" in c.get("flags", ""))
 
 
+def _spawn(binary: str, port: int, workdir: str, appendonly: bool) -> subprocess.Popen[bytes]:
+    persistence = ("yes", "--appendfsync", "always") if appendonly else ("no",)
+    listen = ("--port", str(port), "--bind", "127.0.0.1", "--save", "")
+    rest = ("--dir", workdir, "--daemonize", "no", "--loglevel", "warning")
+    return subprocess.Popen(
+        [binary, *listen, "--appendonly", *persistence, *rest],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
 class RedisServer:
     """One `redis-server` child process listening on 127.0.0.1:`port`."""
 
-    def __init__(self, binary: str, port: int, process: subprocess.Popen[bytes], workdir: str):
+    def __init__(
+        self,
+        binary: str,
+        port: int,
+        process: subprocess.Popen[bytes],
+        workdir: str,
+        appendonly: bool = False,
+    ):
         self.binary, self.port, self.process, self.workdir = binary, port, process, workdir
+        self.appendonly = appendonly
 
     @classmethod
     def start(
-        cls, binary: str | None = None, port: int | None = None, timeout: float = 10.0
+        cls,
+        binary: str | None = None,
+        port: int | None = None,
+        timeout: float = 10.0,
+        *,
+        appendonly: bool = False,
     ) -> RedisServer:
         """Start one and wait (up to `timeout` s) until it answers PING."""
         found = binary or shutil.which("redis-server")
@@ -58,34 +84,30 @@ class RedisServer:
         workdir = tempfile.mkdtemp(prefix="narration-redis-")
         for _ in range(3):  # the free port can be taken between probing and binding
             chosen = port or free_port()
-            process = subprocess.Popen(
-                [
-                    found,
-                    "--port",
-                    str(chosen),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    workdir,
-                    "--daemonize",
-                    "no",
-                    "--loglevel",
-                    "warning",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            server = cls(found, chosen, process, workdir)
+            process = _spawn(found, chosen, workdir, appendonly)
+            server = cls(found, chosen, process, workdir, appendonly)
             if server.wait_ready(timeout):
                 return server
             server.stop()
             if port is not None:
                 break
         raise RuntimeError(f"redis-server did not start on 127.0.0.1 (last port {chosen})")
+
+    def kill(self) -> None:
+        """SIGKILL the server (no shutdown, no last save): Redis is gone until `restart()`."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+    def restart(self, timeout: float = 10.0, *, empty: bool = False) -> None:
+        """Start it again on the same port; with its data (append-only file) unless `empty`."""
+        if empty:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            Path(self.workdir).mkdir()
+        self.process = _spawn(self.binary, self.port, self.workdir, self.appendonly)
+        if not self.wait_ready(timeout):
+            raise RuntimeError(f"redis-server did not restart on 127.0.0.1:{self.port}")
 
     def url(self, db: int = 0, prefix: str | None = None, **options: object) -> str:
         """`redis://127.0.0.1:<port>/<db>`, with narration store options as query keys."""

@@ -6,8 +6,13 @@ Where things are (one idea per module):
     log.py          RedisEventLog, one job's log (hands appends to the writer, reads via the reader)
     writer.py       EventWriter: the write queue (no I/O in `append`) and the task writing it
     reader.py       StreamReader: a reader's frames after its cursor (own XREAD, then the tail)
+    shared_frames.py the frames of a tail batch, built once for every reader of it
     tail.py         StreamTail: one blocking XREAD per replica for every caught-up reader
+    cluster_tail.py ClusterTail: the same on Redis Cluster, woken by notification streams
+    cluster.py      redis+cluster:// URLs and their redis-py cluster clients
     leases.py       Leases: job ownership, renewal, reaping the jobs of dead owners
+    resend.py       events Redis acknowledged and then lost, written again after a failover
+    query.py        job listings: the index newest first, a chunk of records at a time
     cancels.py      CancelInbox: cancel requests between replicas
     records.py      JobRecord <-> the fields of its hash
     scripts.py      the Lua scripts (every atomic write)
@@ -22,13 +27,14 @@ sets the retention TTL. A dead owner's jobs are ended by another replica ("owner
 
 Options come from the URL query (`redis://host:6379/0?prefix=app:&lease_ttl=10`), else from env
 (`NARRATION_REDIS_PREFIX`, `NARRATION_LEASE_TTL_S`, `NARRATION_REDIS_MAX_PENDING`,
-`NARRATION_RETENTION_S`), else the defaults. The scripts build key names from the prefix, so
-this store needs a standalone Redis (or one cluster slot), not Redis Cluster.
+`NARRATION_RETENTION_S`), else the defaults. Every key of a job carries the job id as its
+Redis Cluster hash tag and every script touches one slot, so the same code runs on one Redis
+and on a cluster (`redis+cluster://host:port,host:port`).
 """
 
 from .leases import OWNER_LOST
-from .log import RedisEventLog
+from .log import LOST_BY_STORE, RedisEventLog
 from .options import RedisOptions
 from .store import RedisStore
 
-__all__ = ["OWNER_LOST", "RedisEventLog", "RedisOptions", "RedisStore"]
+__all__ = ["LOST_BY_STORE", "OWNER_LOST", "RedisEventLog", "RedisOptions", "RedisStore"]

@@ -30,8 +30,19 @@ class CancelInbox:
     async def request(self, job_id: str) -> bool:
         """Ask the replica running `job_id` to cancel it; False when the job is unknown,
         finished or has no owner."""
-        args = [self._keys.prefix, job_id]
-        return bool(await self._redis.eval("request_cancel", [self._keys.job(job_id)], args))
+        state, owner, terminal = await self._redis.command(
+            "HMGET", self._keys.job(job_id), "state", "owner", "t"
+        )
+        if terminal is not None or owner is None or state not in (b"queued", b"running"):
+            return False
+        # The inbox is in another slot (Redis Cluster): a request for a job that ends in
+        # between is ignored by its owner, which no longer runs it.
+        inbox = self._keys.cancel_inbox(owner.decode())
+        pipe = self._redis.control.pipeline(transaction=False)
+        pipe.rpush(inbox, job_id)
+        pipe.pexpire(inbox, 60_000)
+        await pipe.execute()
+        return True
 
     def start(self) -> asyncio.Task[None]:
         """Start waiting for this replica's cancel requests in the running loop."""

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from ...events import NarrationEvent
+from ...wire import terminal_frame
 from ..base import EventLog, LogLimits, ReadResult
 from .keys import Keys
 from .reader import StreamReader
 from .writer import EventWriter
 
-__all__ = ["RedisEventLog"]
+__all__ = ["LOST_BY_STORE", "RedisEventLog"]
+
+# The error of the `error` terminal that ends the streams of a job Redis no longer has.
+LOST_BY_STORE = (
+    "the store lost this job: Redis no longer has its records (restarted without persistence, "
+    "flushed, or expired while this stream lagged)"
+)
 
 
 class RedisEventLog(EventLog):
@@ -36,6 +43,7 @@ class RedisEventLog(EventLog):
         "owned",
         "queued",
         "sealed",
+        "written",
     )
 
     def __init__(
@@ -64,6 +72,7 @@ class RedisEventLog(EventLog):
         self.dropped = 0  # dropped while Redis was unreachable (readers get a gap)
         self.late = 0  # arrived after the terminal (counted, not written)
         self.lost = 0  # the job was gone from Redis when they were written
+        self.written = last_id  # the last id Redis acknowledged (the writer's)
 
     def append(self, event: NarrationEvent) -> None:
         self._writer.append(self, event)
@@ -74,8 +83,10 @@ class RedisEventLog(EventLog):
             return ReadResult([], after, True)
         result = await self._reader.read(self.log_key, self.job_key, after, timeout)
         if result.done:
-            if result.frames:  # it ends with the terminal
-                self._terminal_id = result.cursor
+            if not result.frames:  # Redis no longer has the job: end the stream with an error
+                frame = terminal_frame(after + 1, self.job_id, "failed", LOST_BY_STORE)
+                result = ReadResult([frame], after + 1, True)
+            self._terminal_id = result.cursor
         elif result.frames and not self.owned and result.cursor > self.last_id:
             self.last_id = result.cursor
         return result

@@ -7,7 +7,9 @@ from typing import Any
 
 from ...wire import event_frame_from_json, gap_frame, terminal_frame_from_json
 from ..base import ReadResult
+from .cluster_tail import ClusterTail
 from .connection import BLOCK_CHUNK_S, UNREACHABLE, Connections, Reachability
+from .keys import Keys
 from .shared_frames import SharedFrames
 from .tail import StreamTail, stream_entry_id
 
@@ -25,26 +27,40 @@ class StreamReader:
     no connection per reader and hands over the entries it read.
     """
 
-    def __init__(self, connections: Connections, reachability: Reachability, poke_key: str):
+    def __init__(
+        self, connections: Connections, reachability: Reachability, keys: Keys, replica: str
+    ):
         self._redis = connections
         self._reachability = reachability
         # Readers in a short block of their own at once: each holds a pooled connection.
         self._max_short_blocks = max(1, min(32, connections.read_connections // 2))
         self._short_blocks = 0
         self._shared: SharedFrames | None = None  # the frames of the tail's latest batch
-        self._tail = StreamTail(
-            connections.tail,
-            connections.read_command,
-            poke_key,
-            UNREACHABLE,
-            batch=_READ_BATCH,
-        )
+        self._tail: StreamTail | ClusterTail
+        if connections.cluster:  # no XREAD across slots there: notification streams
+            self._tail = ClusterTail(
+                connections.tail_command,
+                connections.read_command,
+                keys,
+                UNREACHABLE,
+                batch=_READ_BATCH,
+            )
+        else:
+            self._tail = StreamTail(
+                connections.tail,  # type: ignore[arg-type]  # a plain client here
+                connections.read_command,
+                keys.poke(replica),
+                UNREACHABLE,
+                batch=_READ_BATCH,
+            )
 
     async def read(self, log_key: str, job_key: str, after: int, timeout: float) -> ReadResult:
         """Frames of stream `log_key` after id `after`, waiting up to `timeout` s for some.
 
-        `done` with no frames: the job (`job_key`) is gone from Redis, so the stream is over.
+        `done` with no frames: the job (`job_key`) is gone from Redis, so the stream is over
+        (looked at when the read times out, and after an outage of Redis).
         """
+        recoveries = self._reachability.recoveries
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0.0)
         waited = False
@@ -75,6 +91,10 @@ class StreamReader:
                 self._reachability.ok()
             if reply:
                 return frames_of(after, reply[0][1])
+            if recoveries != self._reachability.recoveries:  # Redis may have come back empty
+                recoveries = self._reachability.recoveries
+                if not await self._exists(job_key):
+                    return ReadResult([], after, True)
             left = deadline - loop.time()
             if left <= 0:
                 if timeout > 0 and not await self._exists(job_key):
@@ -96,6 +116,11 @@ class StreamReader:
         if shared is None or shared.entries is not entries:
             shared = self._shared = SharedFrames(entries)
         return shared.after(after) or frames_of(after, entries)
+
+    def start(self) -> None:
+        """Start a cluster's notification tail now (the single-Redis tail starts on demand)."""
+        if isinstance(self._tail, ClusterTail):
+            self._tail.start()
 
     async def close(self) -> None:
         """Stop the shared tail and close its connection."""

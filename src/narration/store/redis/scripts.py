@@ -1,5 +1,7 @@
 """The Lua scripts: every write that must be atomic in Redis, and the sha each one runs by.
 
+Each script touches only the keys it is given, all in one Redis Cluster slot (a job's keys
+share its hash tag; the lease keys share theirs; see `keys.py`).
 Each script's comment says its KEYS, its ARGV and what it returns. The terminal entry a script
 writes (stream fields `e` = event name, `d` = JSON) is built in Python by `narration.wire` and
 passed in ARGV: its format exists only there.
@@ -21,14 +23,17 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 # KEYS: job, stream. ARGV: maxlen, then the events in id order packed in one string: for each,
 # a big-endian u32 id, a u32 length and that many bytes of event JSON (one argument, so the
-# client packs one blob, not two arguments per event). Ids already written are skipped (a
-# retried batch), so nothing is ever written twice.
-# Returns the last id written, -1 if the job is gone, -2 if it is already sealed.
+# client packs one blob, not two arguments per event), then the last id this writer had
+# acknowledged. Ids already written are skipped (a retried batch), so nothing is ever written
+# twice. Returns the last id written, -1 if the job is gone, -2 if it is already sealed, or
+# {-3, last id stored} when Redis has fewer ids than it acknowledged (a failover or restart
+# lost them): nothing is written then, the writer sends the lost ones again first.
 _APPEND = """
 local meta = redis.call('HMGET', KEYS[1], 'state', 't', 'n')
 if not meta[1] then return -1 end
 if meta[2] then return -2 end
 local last = tonumber(meta[3] or '0')
+if last < tonumber(ARGV[3] or '0') then return {-3, last} end
 local first = last
 local blob = ARGV[2]
 local pos, size = 1, #blob
@@ -49,14 +54,18 @@ end
 return last
 """
 
-# KEYS: job, jobs index, leases, stream. ARGV: job id, created_at, lease ms, field, value, ...
-_CREATE = (
+# KEYS: job, stream. ARGV: field, value, ... A new job's record (its stream starts empty).
+_CREATE = """
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+# KEYS: leases. ARGV: lease ms, job id. The first lease of a new job (Redis clock).
+_LEASE = (
     _NOW
     + """
-redis.call('DEL', KEYS[1], KEYS[4])
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
 return now
 """
 )
@@ -68,10 +77,11 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
-# KEYS: job, stream, leases. ARGV: job id, state, finished_at, error, has_error (1|0),
+# KEYS: job, stream. ARGV: job id, state, finished_at, error, has_error (1|0),
 # terminal id, terminal event name, terminal JSON, retention ms.
 # The final state and the terminal entry are written together; returns the terminal id,
 # -1 if the job is gone, -2 if it was already final (e.g. reaped after its lease expired).
+# (The lease is removed afterwards, in its own slot: a lease outliving its job is harmless.)
 _FINISH = """
 local meta = redis.call('HMGET', KEYS[1], 'state', 't', 'n')
 if not meta[1] then return -1 end
@@ -84,7 +94,6 @@ else
   redis.call('HDEL', KEYS[1], 'error')
 end
 redis.call('XADD', KEYS[2], string.format('%d-0', tid), 'e', ARGV[7], 'd', ARGV[8])
-redis.call('ZREM', KEYS[3], ARGV[1])
 local ttl = math.max(tonumber(ARGV[9]), 1)
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
@@ -107,72 +116,57 @@ return lost
 """
 )
 
-# KEYS: leases. ARGV: max jobs. Returns the ids of (at most that many) expired leases, for
-# `reap` to end: their terminal JSON is built in Python, so it takes two calls.
-_EXPIRED = (
+# KEYS: leases, reaping, alive. ARGV: max jobs, claim ms, gap ms, grace ms, reap (1|0).
+# Every replica calls this every 0.08 lease TTL: `alive.seen` is when one last did. A longer
+# silence than `gap ms` means Redis (or every replica) was away, and leases could not be
+# renewed meanwhile: then nothing is reaped for `grace ms`, time for live owners to renew.
+# Otherwise (and when `reap` is 1) claims up to `max jobs` expired leases, moving them to
+# `reaping` (so their owners' renewals fail from now on), plus claims that lapsed there (a
+# reaper that died before ending them). Returns the claimed ids, for `end`, then `unclaim`.
+_CLAIM = (
     _NOW
     + """
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local seen = tonumber(redis.call('HGET', KEYS[3], 'seen') or now)
+local grace = tonumber(redis.call('HGET', KEYS[3], 'grace') or '0')
+if now - seen > tonumber(ARGV[3]) then
+  grace = now + tonumber(ARGV[4])
+  redis.call('HSET', KEYS[3], 'grace', grace)
+end
+redis.call('HSET', KEYS[3], 'seen', now)
+if ARGV[5] ~= '1' or now < grace then return {} end
+local limit = tonumber(ARGV[1])
+local until_ms = now + tonumber(ARGV[2])
+local claimed = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(claimed) do redis.call('ZADD', KEYS[2], until_ms, id) end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZADD', KEYS[2], until_ms, id)
+  table.insert(claimed, id)
+end
+return claimed
 """
 )
 
-# KEYS: leases. ARGV: key prefix, retention ms, state, error, terminal event name, then
-# job id, terminal JSON, job id, terminal JSON, ... (the ids `expired` returned).
-# Ends each job whose lease is still expired (a renewal or a finish in between keeps it):
-# that state and error + the terminal entry, atomically, so exactly one replica reaps each
-# job. Returns the reaped job ids.
-_REAP = (
+# KEYS: job, stream. ARGV: retention ms, state, error, terminal event name, terminal JSON.
+# Ends a claimed job that is still unfinished: that state and error + the terminal entry,
+# atomically. Returns the terminal id, or 0 when the job is gone or already final.
+_END = (
     _NOW
     + """
-local reaped = {}
-local ttl = math.max(tonumber(ARGV[2]), 1)
+local meta = redis.call('HMGET', KEYS[1], 'state', 't', 'n')
+if not meta[1] or meta[2] or (meta[1] ~= 'queued' and meta[1] ~= 'running') then return 0 end
+local ttl = math.max(tonumber(ARGV[1]), 1)
 local finished = string.format('%d.%06d', tonumber(clock[1]), tonumber(clock[2]))
-for i = 6, #ARGV, 2 do
-  local id = ARGV[i]
-  local deadline = redis.call('ZSCORE', KEYS[1], id)
-  if deadline and tonumber(deadline) <= now then
-    redis.call('ZREM', KEYS[1], id)
-    local job = ARGV[1] .. 'job:' .. id
-    local stream = ARGV[1] .. 'log:' .. id
-    local meta = redis.call('HMGET', job, 'state', 't', 'n')
-    if meta[1] and not meta[2] and (meta[1] == 'queued' or meta[1] == 'running') then
-      local tid = tonumber(meta[3] or '0') + 1
-      redis.call('HSET', job, 'state', ARGV[3], 'error', ARGV[4], 'finished_at', finished,
-                 'n', tid - 1, 't', tid)
-      redis.call('XADD', stream, string.format('%d-0', tid), 'e', ARGV[5], 'd', ARGV[i + 1])
-      redis.call('PEXPIRE', job, ttl)
-      redis.call('PEXPIRE', stream, ttl)
-      table.insert(reaped, id)
-    end
-  end
-end
-return reaped
+local tid = tonumber(meta[3] or '0') + 1
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'error', ARGV[3], 'finished_at', finished,
+           'n', tid - 1, 't', tid)
+redis.call('XADD', KEYS[2], string.format('%d-0', tid), 'e', ARGV[4], 'd', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return tid
 """
 )
-
-# KEYS: job. ARGV: key prefix, job id. Asks the owner of a running job to cancel it, through
-# its inbox list; returns 1 if asked, 0 if the job is unknown, finished or has no owner.
-_REQUEST_CANCEL = """
-local meta = redis.call('HMGET', KEYS[1], 'state', 'owner', 't')
-if meta[3] or not meta[2] or (meta[1] ~= 'queued' and meta[1] ~= 'running') then return 0 end
-local inbox = ARGV[1] .. 'cancel:' .. meta[2]
-redis.call('RPUSH', inbox, ARGV[2])
-redis.call('PEXPIRE', inbox, 60000)
-return 1
-"""
-
-# KEYS: jobs index. ARGV: key prefix, how many of the oldest to check.
-_PRUNE = """
-local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-local removed = 0
-for _, id in ipairs(ids) do
-  if redis.call('EXISTS', ARGV[1] .. 'job:' .. id) == 0 then
-    redis.call('ZREM', KEYS[1], id)
-    removed = removed + 1
-  end
-end
-return removed
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,12 +187,11 @@ SCRIPTS = {
     for name, source in {
         "append": _APPEND,
         "create": _CREATE,
+        "lease": _LEASE,
         "start": _START,
         "finish": _FINISH,
         "renew": _RENEW,
-        "expired": _EXPIRED,
-        "reap": _REAP,
-        "prune": _PRUNE,
-        "request_cancel": _REQUEST_CANCEL,
+        "claim": _CLAIM,
+        "end": _END,
     }.items()
 }

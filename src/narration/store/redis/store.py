@@ -67,7 +67,7 @@ class RedisStore(Store):
         self.replica = replica or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._keys = Keys(self.options.prefix)
         self._health = Reachability()
-        self._redis = Connections(clean_url)
+        self._redis = Connections(clean_url, self._keys.notify)
         self._writer = EventWriter(
             self._redis,
             self._health,
@@ -76,10 +76,13 @@ class RedisStore(Store):
             self.flush_timeout_s,
         )
         # Readers that caught up wait on one shared connection (the tail), not on one each.
-        self._reader = StreamReader(self._redis, self._health, self._keys.poke(self.replica))
+        self._reader = StreamReader(self._redis, self._health, self._keys, self.replica)
         self._leases = Leases(self._redis, self._health, self._keys, self.options, self._lost)
         self._cancels = CancelInbox(self._redis, self._health, self._keys, self.replica)
         self._owned: dict[str, RedisEventLog] = {}  # this replica's logs, until expire()
+        # Ends committed lately, committed again if Redis lost them (`_confirm_ends`).
+        self._ends: dict[str, tuple[RedisEventLog, list[str], list[Any], int, float]] = {}
+        self._leases.after_round = self._confirm_ends
         self._tasks: list[asyncio.Task[None]] = []  # writer, leases, cancel inbox
         self._started = False
 
@@ -125,6 +128,7 @@ class RedisStore(Store):
             return
         self._started = True
         self._tasks += [self._writer.start(), self._leases.start(), self._cancels.start()]
+        self._reader.start()
 
     def _log(
         self, job_id: str, *, owned: bool, last_id: int = 0, terminal_id: int | None = None
@@ -141,11 +145,15 @@ class RedisStore(Store):
         )
 
     def _lost(self, job_id: str) -> None:
-        """This replica's lease on `job_id` ended elsewhere: stop writing its events."""
+        """This replica's lease on `job_id` is gone: stop writing its events."""
         log = self._owned.get(job_id)
         if log is not None:
             self._writer.seal(log)
-            logger.warning("narration: job %s was ended by another replica", job_id)
+            logger.warning(
+                "narration: the lease of job %s is gone (its lease expired and a replica "
+                "ended it, or Redis lost it); no more of its events are written",
+                job_id,
+            )
 
     # ---------------------------------------------------------------- Store
 
@@ -157,9 +165,10 @@ class RedisStore(Store):
         fields += ["n", 0]
         keys = self._keys
         job_id = record.job_id
-        redis_keys = [keys.job(job_id), keys.jobs, keys.leases, keys.log(job_id)]
-        args = [job_id, repr(record.created_at), self._leases.lease_ms, *fields]
-        await self._redis.eval("create", redis_keys, args)
+        await self._redis.eval("create", [keys.job(job_id), keys.log(job_id)], fields)
+        # The index and the lease are in slots of their own (Redis Cluster): separate calls.
+        await self._redis.command("ZADD", keys.jobs, repr(record.created_at), job_id)
+        await self._redis.eval("lease", [keys.leases], [self._leases.lease_ms, job_id])
         log = self._log(job_id, owned=True)
         self._owned[job_id] = log
         self._leases.held.add(job_id)
@@ -253,7 +262,7 @@ class RedisStore(Store):
         assert isinstance(log, RedisEventLog)
         self._writer.seal(log)
         await self._writer.flush(log, self.flush_timeout_s)
-        keys = [log.job_key, log.log_key, self._keys.leases]
+        keys = [log.job_key, log.log_key]
         args = [
             record.job_id,
             record.state,
@@ -287,8 +296,13 @@ class RedisStore(Store):
                 await asyncio.sleep(backoff.next_delay())
         self._health.ok()
         held.discard(record.job_id)
+        with contextlib.suppress(*UNREACHABLE):  # else it expires; the reaper finds it final
+            await self._redis.command("ZREM", self._keys.leases, record.job_id)
         if result > 0:
             log.ended(result)
+            await self._redis.notify(log.log_key, result)
+            until = time.monotonic() + 2 * self.options.lease_ttl_s
+            self._ends[record.job_id] = (log, keys, args, self._health.recoveries, until)
         elif result == -2:  # already ended elsewhere (its lease had expired): take that end
             stored = await self.get(record.job_id)
             if stored is not None:
@@ -298,10 +312,28 @@ class RedisStore(Store):
             if terminal is not None:
                 log.ended(int(terminal))
 
+    async def _confirm_ends(self) -> None:
+        """After an outage (a failover of the primary that had them, a restart that lost
+        the last writes), commit again the ends committed just before it, with the events
+        Redis lost: the end script skips one that is still there. An end older than two lease
+        TTLs without an outage is safe and forgotten."""
+        if not self._ends or self._health.down_since is not None:
+            return
+        now = time.monotonic()
+        for job_id, (log, keys, args, recoveries, until) in list(self._ends.items()):
+            if recoveries != self._health.recoveries:
+                await self._writer.repair(log)
+                if int(await self._redis.eval("finish", keys, args)) > 0:
+                    logger.warning("narration: Redis lost the end of job %s; written again", job_id)
+                    await self._redis.notify(log.log_key, int(args[5]))
+            elif now < until:
+                continue
+            del self._ends[job_id]
+
     async def expire(self, job_id: str, after_s: float) -> None:
         self._owned.pop(job_id, None)
         ms = max(1, int(after_s * 1000))
-        pipe = self._redis.control.pipeline(transaction=True)
+        pipe = self._redis.control.pipeline(transaction=False)  # keys of several slots
         pipe.pexpire(self._keys.job(job_id), ms)  # then GET answers 404
         # Readers still streaming get a little longer to read the terminal.
         pipe.pexpire(self._keys.log(job_id), max(ms, int(_READER_GRACE_S * 1000)))
@@ -368,6 +400,8 @@ class RedisStore(Store):
                 "error": self._health.last_error if down_since is not None else None,
                 "backlog": self._writer.backlog,  # not written yet
                 "dropped": self.dropped,
+                "lost": self._writer.lost,  # refused, or of jobs Redis no longer had
+                "resent": self._writer.resent,  # acknowledged, lost by Redis, written again
                 "jobs_owned": len(self._leases.held),
                 "jobs_reaped": self.reaped,
                 "replica": self.replica,
@@ -376,4 +410,19 @@ class RedisStore(Store):
         }
 
     def trouble(self) -> str | None:
-        return self._health.trouble()
+        """Why `/health` says `degraded`: Redis unreachable, or recovering from an outage
+        (buffered events still being written, or reaping paused), with the counts."""
+        counts = (
+            f"{self._writer.backlog} events buffered, {self.dropped} dropped, "
+            f"{self._writer.lost} lost"
+        )
+        down = self._health.trouble()
+        if down is not None:
+            return f"{down}; {counts}"
+        up_since = self._health.up_since
+        if up_since is None or not self._started:
+            return None
+        recent = time.time() - up_since < self.options.lease_ttl_s
+        if self._leases.in_grace or (recent and self._writer.backlog):
+            return f"Redis recovering from an outage; {counts}"
+        return None

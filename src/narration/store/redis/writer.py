@@ -25,6 +25,7 @@ from ...safe_encode import encode_now, encode_off_loop
 from .._reentry import ReentrySafe
 from ..base import LogLimits
 from .connection import UNREACHABLE, Connections, Reachability
+from .resend import ResendWindow
 from .scripts import SCRIPTS
 
 __all__ = ["EventWriter", "QueuedLog"]
@@ -49,6 +50,7 @@ class QueuedLog(Protocol):
     dropped: int  # dropped while Redis was unreachable (readers get a gap)
     late: int  # arrived after the terminal (counted, not written)
     lost: int  # the job was gone from Redis when they were written
+    written: int  # the last id Redis acknowledged
 
     def maxlen(self, limits: LogLimits) -> int:
         """How many entries the job's stream keeps."""
@@ -89,6 +91,9 @@ class EventWriter(ReentrySafe):
         self._idle = True  # the task waits for a kick
         self.closed = False
         self.dropped = 0  # events dropped, all jobs together
+        self.lost = 0  # events refused by Redis, or of jobs Redis no longer had
+        self.resent = 0  # acknowledged events Redis lost and that were written again
+        self._window = ResendWindow()  # what Redis acknowledged last, to write again
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._wake: asyncio.Event | None = None
@@ -147,6 +152,25 @@ class EventWriter(ReentrySafe):
                 logger.warning("narration: %d events of %s not written yet", log.queued, log.job_id)
                 return
             await self._wait_progress(min(remaining, 0.25))
+
+    async def repair(self, log: QueuedLog) -> int:
+        """Write again what Redis lost of `log`'s acknowledged events (a failover); how many.
+
+        For a log that is done writing (sealed and flushed), before its end is committed again.
+        """
+        maxlen = log.maxlen(self._limits)
+        keys = [log.job_key, log.log_key]
+        reply = await self._redis.eval("append", keys, [maxlen, b"", log.written])
+        if type(reply) is not list:
+            return 0
+        restored: list[_Item] = []
+        self._refill(restored, [(log, int(reply[1]))])
+        with self:
+            self.pending.extendleft(reversed(restored))
+            self._idle = False
+        self._kick()
+        await self.flush(log)
+        return len(restored)
 
     async def drain(self, timeout: float) -> None:
         """Wait (up to `timeout` s) until everything queued is written, unless Redis is down."""
@@ -246,6 +270,29 @@ class EventWriter(ReentrySafe):
                     continue
                 await asyncio.sleep(backoff.next_delay())
 
+    def _refill(self, batch: list[_Item], holes: list[tuple[QueuedLog, int]]) -> None:
+        """Put the acknowledged events Redis lost in front of `batch` (which the writer then
+        queues again); count those no longer kept as lost (readers get a `gap`)."""
+        restored: list[_Item] = []
+        report: list[tuple[int, str, int]] = []
+        with self:
+            for log, stored in holes:
+                events, missing = self._window.restore(log, stored, log.written)
+                restored += [(log, event_id, body) for event_id, body in events]
+                log.queued += len(events)
+                log.lost += missing
+                self.lost += missing
+                self.resent += len(events)
+                log.written = stored
+                report.append((len(events) + missing, log.job_id, len(events)))
+            batch[:0] = restored
+        for lost, job_id, again in report:  # logged outside the lock: a handler may narrate
+            logger.warning(
+                "narration: Redis lost %d acknowledged events of %s (a failover or a "
+                "restart); %d written again",
+                *(lost, job_id, again),
+            )
+
     def _take_batch(self) -> list[_Item]:
         """The next batch to write, oldest first; empty (and the writer idle) when none."""
         with self:  # busy: an append re-entering here must see _idle and kick
@@ -296,14 +343,26 @@ class EventWriter(ReentrySafe):
         sha = SCRIPTS["append"].sha
         pipe = self._redis.control.pipeline(transaction=False)
         logs = list(groups)
+        notifies = 0
         for log in logs:
             maxlen = log.maxlen(self._limits)
             blob = b"".join(groups[log])
-            pipe.execute_command("EVALSHA", sha, 2, log.job_key, log.log_key, maxlen, blob)
+            keys = (log.job_key, log.log_key)
+            pipe.execute_command("EVALSHA", sha, 2, *keys, maxlen, blob, log.written)
+            newest = _HEAD.unpack(groups[log][-2])[0]  # the batch's last id of this job
+            notify = self._redis.notify_args(log.log_key, newest)  # a cluster's tails
+            if notify is not None:
+                pipe.execute_command(*notify)
+                notifies += 1
         try:
-            results = await pipe.execute(raise_on_error=False)
+            replies = await self._redis.execute(pipe)
         except UNREACHABLE as exc:
             self._reachability.failed(exc)
+            return False
+        results = replies[:: 2 if notifies else 1]
+        failed = next((r for r in results if isinstance(r, UNREACHABLE)), None)
+        if failed is not None:  # a cluster node, not all: write again (ids are skipped)
+            self._reachability.failed(failed)
             return False
         self._reachability.ok()
         if any(isinstance(result, NoScriptError) for result in results):
@@ -312,17 +371,25 @@ class EventWriter(ReentrySafe):
             except UNREACHABLE as exc:
                 self._reachability.failed(exc)
             return False  # retried at once: the scripts skip what was written
-        refused: list[tuple[str, Exception]] = []
+        holes = [(log, int(r[1])) for log, r in zip(logs, results, strict=True) if type(r) is list]
+        if holes:  # Redis lost events it had acknowledged: those first, then this batch
+            self._refill(batch, holes)
+            self._writing = len(batch)
+            return False
+        refused: list[tuple[str, Exception | str]] = []
         with self:
             for log, result in zip(logs, results, strict=True):
                 count = len(groups[log]) // 2
                 log.queued -= count
-                if isinstance(result, Exception):
+                if type(result) is int and result > 0:
+                    log.written = max(log.written, result)
+                    self._window.keep(log, groups[log])
+                elif isinstance(result, Exception) or result == -1:
                     if not log.lost:  # once per job: the rest is counted
-                        refused.append((log.job_id, result))
+                        gone = "the job is gone from Redis (restarted empty, or flushed)"
+                        refused.append((log.job_id, gone if result == -1 else result))
                     log.lost += count
-                elif result == -1:
-                    log.lost += count
+                    self.lost += count
                 elif result == -2:
                     log.late += count
         for job_id, error in refused:  # logged outside the lock: a handler may narrate
