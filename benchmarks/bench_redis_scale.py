@@ -214,7 +214,7 @@ async def _measure(store: str, prefix: str, redis_pids: list[int], workers: int,
 
 def run(quick: bool = False) -> dict[str, Any]:
     """Every configuration in turn (see the module doc)."""
-    job_count, events = (100, 50) if quick else (1000, 100)
+    job_count, events = (30, 20) if quick else (1000, 100)
     try:
         single = RedisServer.start()
     except (FileNotFoundError, RuntimeError) as exc:
