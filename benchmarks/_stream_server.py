@@ -36,6 +36,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
@@ -113,6 +114,20 @@ async def _wait_until(loop: asyncio.AbstractEventLoop, due: float) -> None:
         await asyncio.sleep(delay)
 
 
+async def _paced_batches(
+    total: int, rate: float, t0: float, wakeups: list[tuple[float, int]]
+) -> AsyncIterator[range]:
+    """The indexes of the `total` events due at each wake-up of one timer chain (event k is
+    due at t0 + k / rate); each wake-up's (loop time, events due) is added to `wakeups`."""
+    loop, interval, done = asyncio.get_running_loop(), 1.0 / rate, 0
+    while done < total:
+        await _wait_until(loop, t0 + done * interval)
+        now, due = _due_now(loop, t0, interval, total)
+        wakeups.append((now, due - done))
+        yield range(done, due)
+        done = due
+
+
 class OursProducer(Producer):
     """Emits with `n()` inside the job's narration context, as a job handler does."""
 
@@ -140,16 +155,11 @@ class OursProducer(Producer):
             return ctx
 
         contexts = [entered(job_id) for job_id in job_ids]
-        loop, interval, jobs = asyncio.get_running_loop(), 1.0 / rate, len(job_ids)
-        total, done, wakeups = events * jobs, 0, []
-        while done < total:
-            await _wait_until(loop, t0 + done * interval)
-            now, due = _due_now(loop, t0, interval, total)
-            wakeups.append((now, due - done))
-            for k in range(done, due):
+        jobs, wakeups = len(job_ids), []
+        async for batch in _paced_batches(events * jobs, rate, t0, wakeups):
+            for k in batch:
                 i = k // jobs
                 contexts[k % jobs].run(n, "tick", f"tick {i}", i=i, t_ns=time.time_ns())
-            done = due
         return wakeups
 
     async def run_job(self, job_id: str, spec: dict[str, Any], t0: float) -> list[float]:
@@ -201,16 +211,11 @@ class TheirsProducer(Producer):
     ) -> list[tuple[float, int]]:
         jobs_list = [self.ref.jobs[job_id] for job_id in job_ids]
         emit = self.ref.emit
-        loop, interval, jobs = asyncio.get_running_loop(), 1.0 / rate, len(job_ids)
-        total, done, wakeups = events * jobs, 0, []
-        while done < total:
-            await _wait_until(loop, t0 + done * interval)
-            now, due = _due_now(loop, t0, interval, total)
-            wakeups.append((now, due - done))
-            for k in range(done, due):
+        jobs, wakeups = len(job_ids), []
+        async for batch in _paced_batches(events * jobs, rate, t0, wakeups):
+            for k in batch:
                 i = k // jobs
                 await emit(jobs_list[k % jobs], "tick", f"tick {i}", i=i, t_ns=time.time_ns())
-            done = due
         return wakeups
 
     async def run_job(self, job_id: str, spec: dict[str, Any], t0: float) -> list[float]:
@@ -267,16 +272,11 @@ class BareProducer(Producer):
     ) -> list[tuple[float, int]]:
         jobs_list = [self.floor.jobs[job_id] for job_id in job_ids]
         emit = self.floor.emit
-        loop, interval, jobs = asyncio.get_running_loop(), 1.0 / rate, len(job_ids)
-        total, done, wakeups = events * jobs, 0, []
-        while done < total:
-            await _wait_until(loop, t0 + done * interval)
-            now, due = _due_now(loop, t0, interval, total)
-            wakeups.append((now, due - done))
-            for k in range(done, due):
+        jobs, wakeups = len(job_ids), []
+        async for batch in _paced_batches(events * jobs, rate, t0, wakeups):
+            for k in batch:
                 i = k // jobs
                 emit(jobs_list[k % jobs], "tick", f"tick {i}", i=i, t_ns=time.time_ns())
-            done = due
         return wakeups
 
     async def run_job(self, job_id: str, spec: dict[str, Any], t0: float) -> list[float]:
