@@ -120,14 +120,28 @@ async def on_cluster(client: Client, args: tuple[Any, ...]) -> Any:
             if node is not None:
                 return await client.execute_command(*args, target_nodes=node)
         return await client.execute_command(*args)
-    except AttributeError as exc:
+    except (AttributeError, TypeError) as exc:
+        if not _closed_under_us(exc):
+            raise
         raise _closed_under(exc) from exc
 
 
-def _closed_under(exc: AttributeError) -> RedisConnectionError:
-    """redis-py's cluster client (8.1) can close a connection while a command uses it, when a
+def _closed_under_us(exc: BaseException) -> bool:
+    """Whether `exc` is how a command fails on a connection closed while it used it.
+
+    redis-py's cluster client (8.1) can close a connection while a command uses it, when a
     failover makes it refresh the topology: the command then fails with an AttributeError on
-    the closed socket. It is a lost connection, and is retried as one."""
+    the closed socket, or with asyncio's transport raising TypeError ('NoneType' object is
+    not callable) from the write callback it has just cleared.
+    """
+    if isinstance(exc, AttributeError):
+        return True
+    return isinstance(exc, TypeError) and "'NoneType' object is not callable" in str(exc)
+
+
+def _closed_under(exc: BaseException) -> RedisConnectionError:
+    """A command's failure on a connection closed under it (`_closed_under_us`): a lost
+    connection, retried as one."""
     return RedisConnectionError(f"connection closed by a cluster topology refresh ({exc})")
 
 
@@ -231,12 +245,12 @@ class Connections:
         """Run pipeline `pipe` of `control`; its replies, errors among them as exceptions."""
         try:
             replies: list[Any] = await pipe.execute(raise_on_error=False)
-        except AttributeError as exc:
-            if not self.cluster:
+        except (AttributeError, TypeError) as exc:
+            if not (self.cluster and _closed_under_us(exc)):
                 raise
             raise _closed_under(exc) from exc
         if self.cluster:
-            replies = [_closed_under(r) if isinstance(r, AttributeError) else r for r in replies]
+            replies = [_closed_under(r) if _closed_under_us(r) else r for r in replies]
         return replies
 
     def notify_args(self, log_key: str, last_id: int) -> list[Any] | None:
