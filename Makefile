@@ -77,17 +77,21 @@ test: lint typecheck unit
 
 # Lint once; mypy once per minor version (typeshed's stubs differ by version); pytest on each
 # interpreter in its own environment, in two test processes (pytest-xdist), so that the three
-# runs fit CI's time on two cores. Every interpreter runs even when an earlier one failed;
-# the target fails if any did, and ends on one line counting the tests of all of them.
+# runs fit CI's time on two cores. The benchmark smoke tests (marker `bench`, ~70 s) run under
+# the default interpreter only: they check the benchmark scripts, which `make bench-matrix`
+# runs on every interpreter. Every interpreter runs even when an earlier one failed; the
+# target fails if any did, and ends on one line counting the tests of all of them.
 MATRIX_PYTEST_ARGS ?= -n 2 $(PYTEST_ARGS)
+MATRIX_OTHER_PYTEST_ARGS ?= -m 'not bench'
 test-matrix: lint typecheck $(MATRIX:%=typecheck-%)
 	@log=$$(mktemp); failed=""; passed=0; broken=0; \
 	count() { grep -E '^[0-9]+ [a-z]+.* in [0-9.]+s' $$log | grep -oE "[0-9]+ ($$1)" \
 		| awk '{ s += $$1 } END { print s + 0 }'; }; \
 	for target in unit $(MATRIX:%=unit-%); do \
+		args="$(MATRIX_PYTEST_ARGS)"; \
+		[ $$target = unit ] || args="$$args $(MATRIX_OTHER_PYTEST_ARGS)"; \
 		echo "=== make $$target"; \
-		$(MAKE) --no-print-directory $$target PYTEST_ARGS="$(MATRIX_PYTEST_ARGS)" 2>&1 \
-			| tee $$log; \
+		$(MAKE) --no-print-directory $$target PYTEST_ARGS="$$args" 2>&1 | tee $$log; \
 		status=$${PIPESTATUS[0]}; bad=$$(count 'failed|errors?'); \
 		if [ $$status != 0 ]; then failed="$$failed $$target"; [ $$bad != 0 ] || bad=1; fi; \
 		passed=$$((passed + $$(count passed))); broken=$$((broken + bad)); \
