@@ -29,10 +29,15 @@ def parse_frames(body: str) -> list[Frame]:
 
 
 async def read_stream(
-    http: httpx.AsyncClient, job_id: str, headers: dict[str, str] | None = None, **params: Any
+    http: httpx.AsyncClient,
+    job_id: str,
+    headers: dict[str, str] | None = None,
+    *,
+    timeout: float = 10,
+    **params: Any,
 ) -> tuple[int, list[Frame]]:
-    """(status, frames) of one whole stream response, bounded by a 10 s timeout."""
-    async with asyncio.timeout(10):
+    """(status, frames) of one whole stream response, bounded by `timeout` s."""
+    async with asyncio.timeout(timeout):
         response = await http.get(f"/v1/jobs/{job_id}/stream", headers=headers, params=params)
     return response.status_code, parse_frames(response.text)
 

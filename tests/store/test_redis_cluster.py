@@ -17,7 +17,7 @@ from narration.operations import Operation
 from narration.testing import NarrationTestHarness
 from narration.testing.redis_cluster import RedisCluster
 from redis_server import binary_or_skip, unique_prefix
-from stream_helpers import Frame, emit, parse_frames
+from stream_helpers import Frame, emit, read_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -35,10 +35,10 @@ def own_cluster() -> Iterator[RedisCluster]:
 
 
 async def whole_stream(http: httpx.AsyncClient, job_id: str) -> list[Frame]:
-    async with asyncio.timeout(60):
-        response = await http.get(f"/v1/jobs/{job_id}/stream")
-    assert response.status_code == 200
-    return parse_frames(response.text)
+    """Every frame of one stream response (bounded by 60 s)."""
+    status, frames = await read_stream(http, job_id, timeout=60)
+    assert status == 200
+    return frames
 
 
 async def test_a_primary_killed_while_100_jobs_stream_loses_no_event_and_repeats_none(

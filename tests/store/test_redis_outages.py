@@ -18,7 +18,7 @@ from narration.store.redis import LOST_BY_STORE, RedisEventLog, RedisStore
 from narration.testing import NarrationTestHarness
 from narration.testing.redis_server import RedisServer
 from redis_server import binary_or_skip, unique_prefix
-from stream_helpers import Frame, emit, parse_frames
+from stream_helpers import Frame, emit, read_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -42,10 +42,9 @@ def own_redis() -> Iterator[Callable[..., RedisServer]]:
 
 async def whole_stream(http: httpx.AsyncClient, job_id: str) -> list[Frame]:
     """Every frame of one stream response (bounded by 30 s)."""
-    async with asyncio.timeout(30):
-        response = await http.get(f"/v1/jobs/{job_id}/stream")
-    assert response.status_code == 200
-    return parse_frames(response.text)
+    status, frames = await read_stream(http, job_id, timeout=30)
+    assert status == 200
+    return frames
 
 
 async def health_until(harness: NarrationTestHarness, ok: Callable[[dict[str, Any]], bool]) -> Any:
