@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from ..events import NarrationEvent
 from ..safe_encode import encode_now, encode_off_loop
@@ -40,6 +41,23 @@ def _estimate(event: NarrationEvent, cap: int) -> int:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _call_soon(
+    loop: asyncio.AbstractEventLoop | None,
+    loop_thread: int,
+    callback: Callable[[], object],
+    context: contextvars.Context | None = None,
+) -> bool:
+    """Run `callback` on `loop` (running in thread `loop_thread`) soon, from any thread;
+    False when there is no loop to run it on."""
+    if loop is None or loop.is_closed():
+        return False
+    if threading.get_ident() == loop_thread:
+        loop.call_soon(callback, context=context)
+    else:
+        loop.call_soon_threadsafe(callback, context=context)
+    return True
 
 
 async def _until(shared: asyncio.Future[None], timeout: float) -> None:
@@ -315,13 +333,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
 
     def _schedule_push(self) -> None:
         """Run `_push` once on the followers' loop (from `append` or `seal`, any thread)."""
-        loop = self._waiter_loop
-        if loop is None or loop.is_closed():
+        if not _call_soon(self._waiter_loop, self._waiter_thread, self._push, self._push_context):
             self._push_scheduled = False
-        elif threading.get_ident() == self._waiter_thread:
-            loop.call_soon(self._push, context=self._push_context)
-        else:
-            loop.call_soon_threadsafe(self._push, context=self._push_context)
 
     def _push(self) -> None:
         """Hand what arrived to every follower (event loop thread): one callback per loop
@@ -351,13 +364,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
                 cursor = followers[follower] = result.cursor
 
     def _schedule_encode(self) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
+        if not _call_soon(self._loop, self._loop_thread, self.encode_pending):
             self._encode_scheduled = False
-        elif threading.get_ident() == self._loop_thread:
-            loop.call_soon(self.encode_pending)
-        else:
-            loop.call_soon_threadsafe(self.encode_pending)
 
     def _arm_waiter(self, after: int) -> asyncio.Future[None] | None:
         """The future the next append resolves; None if something arrived meanwhile."""
