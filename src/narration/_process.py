@@ -23,7 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -209,6 +210,18 @@ class ServiceProcess:
         """Delete the log file (after `stop`)."""
         if self.log_path is not None:
             self.log_path.unlink(missing_ok=True)
+
+    @contextmanager
+    def running(self, timeout: float = 30.0) -> Iterator[ServiceProcess]:
+        """Started and healthy (within `timeout` s) inside the block; stopped, its log
+        deleted, after it."""
+        self.start()
+        try:
+            self.wait_healthy(timeout)
+            yield self
+        finally:
+            self.stop()
+            self.remove_log()
 
     def _started(self) -> subprocess.Popen[bytes]:
         if self.process is None:

@@ -40,15 +40,10 @@ def narration(*args: str, stdin: str | None = None) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServiceProcess]:
-    service = ServiceProcess(
+    with ServiceProcess(
         "reports", ["serve", "--jobs", "tests.apps.embedded:jobs", "--quiet"], env=ENV
-    ).start()
-    try:
-        service.wait_healthy(30.0)
+    ).running() as service:
         yield service
-    finally:
-        service.stop()
-        service.remove_log()
 
 
 def test_operations_lists_yours_with_their_fields(server: ServiceProcess) -> None:

@@ -38,13 +38,8 @@ def _host(grace: float = 1.0) -> ServiceProcess:
 
 @pytest.fixture(scope="module")
 def host() -> Iterator[ServiceProcess]:
-    service = _host().start()
-    try:
-        service.wait_healthy(30.0)
+    with _host().running() as service:
         yield service
-    finally:
-        service.stop()
-        service.remove_log()
 
 
 async def _run(

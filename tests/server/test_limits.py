@@ -48,15 +48,10 @@ def server_process(request: pytest.FixtureRequest) -> Iterator[ServiceProcess]:
     marker = request.node.get_closest_marker("server_env")
     extra = dict(marker.args[0]) if marker else {}
     env = {"PYTHONPATH": str(REPO), "NARRATION_SUBMIT_RATE": "off", **extra}
-    service = ServiceProcess(
+    with ServiceProcess(
         "limits", ["serve", "--jobs", "tests.apps.security_ops:jobs", "--quiet"], env=env
-    ).start()
-    try:
-        service.wait_healthy(30.0)
+    ).running() as service:
         yield service
-    finally:
-        service.stop()
-        service.remove_log()
 
 
 @pytest.fixture

@@ -30,15 +30,10 @@ def server() -> Iterator[ServiceProcess]:
         "NARRATION_SUBMIT_RATE": "off",
         "NARRATION_SHUTDOWN_GRACE_S": "0.5",
     }
-    service = ServiceProcess(
+    with ServiceProcess(
         "openapi", ["serve", "--jobs", "tests.apps.embedded:jobs", "--quiet"], env=env
-    ).start()
-    try:
-        service.wait_healthy(30.0)
+    ).running() as service:
         yield service
-    finally:
-        service.stop()
-        service.remove_log()
 
 
 # The document of the app the server process runs (the same registry and settings).
