@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .._backoff import Backoff
 from ..errors import NarrationError
 from ..frames import frame_to_line, parse_frame, split_frames
 from ..redact import drop_job_secrets
@@ -125,7 +126,7 @@ class Archiver:
     async def _archive(self, record: JobRecord, log: EventLog) -> None:
         job_id = record.job_id
         ended = record.finished_at or time.time()
-        delay = self.first_retry_s
+        backoff = Backoff(initial=self.first_retry_s, cap=self.max_retry_s)
         while True:
             await self._hold(job_id)
             try:
@@ -138,6 +139,7 @@ class Archiver:
                 self.failed_writes += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.failing.add(job_id)
+                delay = backoff.next_delay()
                 logger.warning(
                     "narration: archiving %s failed (%s); the live copy is kept, next try "
                     "in %.1f s",
@@ -149,7 +151,6 @@ class Archiver:
                 async with self._changed:
                     self._changed.notify_all()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self.max_retry_s)
         remaining = max(0.0, self.retention_s - (time.time() - ended))
         with contextlib.suppress(Exception):  # the store reports its own outages
             await self.store.expire(job_id, remaining)
