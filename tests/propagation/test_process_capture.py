@@ -88,7 +88,11 @@ def main(mode):
             signal.signal(signal.SIGTERM, stop)
         try:
             n("ready", "Ready, pid {}", os.getpid())
-            time.sleep(600)
+            # Short sleeps, not one long one: a SIGTERM landing after n() returned but before
+            # the sleep began runs its handler only at the next bytecode boundary, so a single
+            # time.sleep(600) would sleep through it (CI saw exactly that, under load).
+            for _ in range(6000):
+                time.sleep(0.1)
         except Stop:
             n("stopping", "Stopping on SIGTERM")
     elif mode == "grandchild":
@@ -357,9 +361,8 @@ async def test_cancelling_run_kills_the_child(worker: list[str], mode: str, exit
 
 async def test_a_child_stopping_gracefully_has_its_last_words_relayed(worker: list[str]) -> None:
     with capture() as captured, narration_context(PARENT):
-        # A wide grace: CI twice saw only "ready" here under heavy load; the likeliest cause is
-        # the child's exit (its writer thread flushing "stopping") outlasting the default 5 s
-        # before SIGKILL. The exit code in the assertion tells which it was, should it recur.
+        # A wide grace, and the exit code asserted with the events: a child that missed its
+        # SIGTERM (see the toy's short sleeps) shows as -9, a lost last event as 0.
         proc = ProcessCapture([*worker, "graceful"], kill_grace=30)
         task = asyncio.create_task(proc.run())
         await _started(captured, "ready")

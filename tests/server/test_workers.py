@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -125,3 +126,28 @@ async def test_any_worker_answers_any_jobs_get_stream_resume_and_cancel(
     finally:
         await a.aclose()
         await b.aclose()
+
+
+def _children(pid: int) -> set[int]:
+    """The pids of `pid`'s child processes (Linux /proc)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return {int(child) for child in text.split()}
+
+
+async def test_a_worker_that_dies_is_replaced_and_sigterm_still_stops_them_all(
+    two_workers: ServiceProcess,
+) -> None:
+    supervisor = two_workers.pid
+    assert supervisor is not None
+    first = _children(supervisor)
+    assert len(first) == 2
+    killed = min(first)
+    os.kill(killed, signal.SIGKILL)  # dies on its own, as far as the supervisor can tell
+    replaced: set[int] = set()
+    for _ in range(300):  # bounded: 30 s in 0.1 s steps, until a new worker is up
+        replaced = _children(supervisor)
+        if len(replaced) == 2 and killed not in replaced:
+            break
+        await asyncio.sleep(0.1)
+    assert len(replaced) == 2 and killed not in replaced and (first - {killed}) < replaced
+    await two_workers.wait_healthy_async(30.0)  # the fixture's SIGTERM then stops all with 0

@@ -14,8 +14,10 @@ minute), and exits when all have stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -72,6 +74,37 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _wake_only(signum: int, frame: FrameType | None) -> None:
+    """SIGCHLD's handler: its only job is the byte the wake-up fd receives."""
+
+
+def _exited_children() -> list[tuple[int, int]]:
+    """(pid, wait status) of every child that has exited, reaped without blocking."""
+    exited: list[tuple[int, int]] = []
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:  # no children left
+            return exited
+        if pid == 0:
+            return exited
+        exited.append((pid, status))
+
+
+def _wait_for_a_signal(wake_read: int) -> None:
+    """Block until a signal arrives (its byte on the wake-up fd), then empty the pipe.
+
+    Not `os.wait()`: a signal landing between the last bytecode and that call would have its
+    Python handler run only after some child exits, so a SIGTERM could be slept through. The
+    wake-up fd is written by the C-level handler the moment the signal lands, so a signal that
+    came before `select()` makes it return at once.
+    """
+    select.select([wake_read], [], [])
+    with contextlib.suppress(BlockingIOError):
+        while os.read(wake_read, 4096):
+            pass
+
+
 def run_workers(argv: Sequence[str], host: str, port: int, workers: int) -> int:
     """Listen on `host`:`port`, run `workers` workers until a signal stops them; exit code."""
     sock = listening_socket(host, port)
@@ -95,6 +128,11 @@ def run_workers(argv: Sequence[str], host: str, port: int, workers: int) -> int:
                 child.send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _wake_only)
+    wake_read, wake_write = os.pipe()
+    for fd in (wake_read, wake_write):
+        os.set_blocking(fd, False)
+    previous_wake_fd = signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
     try:
         for _ in range(workers):
             spawn()
@@ -104,21 +142,26 @@ def run_workers(argv: Sequence[str], host: str, port: int, workers: int) -> int:
             flush=True,
         )
         while running:
-            pid, status = os.wait()
-            child = running.pop(pid, None)
-            if child is None or stopping:
-                continue
-            code = os.waitstatus_to_exitcode(status)
-            now = time.monotonic()
-            deaths[:] = [t for t in deaths if now - t < 60] + [now]
-            if len(deaths) > _RESTARTS:
-                logger.error("narration: workers keep dying (last exit %s); stopping", code)
-                stop(signal.SIGTERM, None)
-                continue
-            logger.warning("narration: worker %d exited (%s); starting another", pid, code)
-            spawn()
+            for pid, status in _exited_children():
+                child = running.pop(pid, None)
+                if child is None or stopping:
+                    continue
+                code = os.waitstatus_to_exitcode(status)
+                now = time.monotonic()
+                deaths[:] = [t for t in deaths if now - t < 60] + [now]
+                if len(deaths) > _RESTARTS:
+                    logger.error("narration: workers keep dying (last exit %s); stopping", code)
+                    stop(signal.SIGTERM, None)
+                    continue
+                logger.warning("narration: worker %d exited (%s); starting another", pid, code)
+                spawn()
+            if running:
+                _wait_for_a_signal(wake_read)
     finally:
+        signal.set_wakeup_fd(previous_wake_fd)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        os.close(wake_read)
+        os.close(wake_write)
         sock.close()
     return 0 if len(deaths) <= _RESTARTS else 1
