@@ -23,5 +23,10 @@ def test_bench_redis_scale_quick_run_loses_nothing_and_reports_every_figure(
         assert figures["events_per_s"] > 0
         assert figures["server_cpu_s_per_1k_events"] > 0
         assert figures["redis_bytes_per_event"] > 0 and figures["redis_bytes_per_job_record"] > 0
-    assert results["cluster_1w"]["redis_primaries_cpu_s_per_1k_events"] > 0
+    # Reported for the cluster, split between primaries and replicas; /proc counts CPU in
+    # 10 ms ticks, and 600 events can cost each Redis less than one (CI saw 0.0): >= 0 here,
+    # the real figure comes from `make bench`'s full run.
+    split = results["cluster_1w"]
+    assert split["redis_primaries_cpu_s_per_1k_events"] >= 0
+    assert split["redis_replicas_cpu_s_per_1k_events"] >= 0
     assert "Cluster 3+3, 2" in bench_redis_scale.format_table(results)
