@@ -166,22 +166,31 @@ class Redactor:
 
     def text(self, text: str, literals: Sequence[str] = ()) -> str:
         """`text` with every secret replaced by the marker (`text` itself when clean)."""
-        clean = self._clean
-        if text in clean:
-            out = text
+        if self._custom or "=" in text or ":" in text:
+            out = self._text_remembered(text)
+        elif self._defaults:  # only the cheap substring gates apply: no cache needed
+            out = _builtin(text, self._replace_builtin)
         else:
-            out = _builtin(text, self._replace_builtin) if self._defaults else text
-            if self._custom:
-                for custom in self._custom:
-                    out = custom.sub(self._replace_custom, out)
-            if out is text and len(text) <= _CLEAN_TEXT_CHARS:
-                if len(clean) >= _CLEAN_CACHE_CAP:
-                    clean.clear()
-                clean[text] = None
+            out = text
         if literals:
             for literal in literals:
                 if literal in out:
                     out = out.replace(literal, self.marker)
+        return out
+
+    def _text_remembered(self, text: str) -> str:
+        """`text` through every rule, short clean texts remembered (constant messages with a
+        `key=value` or `host:port` in them would otherwise run the pair regexes each time)."""
+        clean = self._clean
+        if text in clean:
+            return text
+        out = _builtin(text, self._replace_builtin) if self._defaults else text
+        for custom in self._custom:
+            out = custom.sub(self._replace_custom, out)
+        if out is text and len(text) <= _CLEAN_TEXT_CHARS:
+            if len(clean) >= _CLEAN_CACHE_CAP:
+                clean.clear()
+            clean[text] = None
         return out
 
     def _replace(self, match: re.Match[str]) -> str:
@@ -250,10 +259,12 @@ class Redactor:
         verdicts = self._name_verdicts
         out: dict[str, Any] | None = None
         for key, item in fields.items():
+            kind = type(item)
+            if (kind is int or kind is float) and verdicts.get(key) is False:
+                continue  # the common case first: a number under a name known not sensitive
             sensitive = verdicts.get(key)
             if sensitive is None:
                 sensitive = self.sensitive_name(key) if type(key) is str else False
-            kind = type(item)
             if sensitive and item is not None:
                 new: Any = self.marker
             elif kind is str:
@@ -280,12 +291,19 @@ class Redactor:
 
     def event(self, event: NarrationEvent) -> NarrationEvent:
         """`event` with its texts and field values redacted (the same object if clean)."""
-        literals = _job_secrets.get(event.job_id, ()) if event.job_id else ()
+        job_id = event.job_id
+        literals = _job_secrets.get(job_id, ()) if job_id and _job_secrets else ()
         text = self.text
         human = text(event.human, literals)
-        cute = None if event.cute is None else text(event.cute, literals)
-        story = None if event.story is None else text(event.story, literals)
-        fields = None if event.fields is None else self.fields(event.fields, literals)
+        cute = event.cute
+        if cute is not None:
+            cute = text(cute, literals)
+        story = event.story
+        if story is not None:
+            story = text(story, literals)
+        fields = event.fields
+        if fields:
+            fields = self.fields(fields, literals)
         if (
             human is event.human
             and cute is event.cute

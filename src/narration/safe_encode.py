@@ -100,8 +100,8 @@ def encode_now(
     """The bounded JSON of `event` (numbered `event_id`), its secrets redacted, or None if it
     needs user code (then `encode_off_loop` runs that in a worker thread)."""
     caps = caps or _DEFAULT_CAPS
-    if event_id and event.id:
-        event = msgspec.structs.replace(event, id=0)  # a relayed event takes the reader's number
+    if event_id and event.id != event_id:  # `id` is the first field: the encoder numbers it
+        event = msgspec.structs.replace(event, id=event_id)  # (a relayed one's id replaced)
     try:
         body = _strict.encode(event)
         redacted = redact_event(event)  # plain JSON values only here: no user code runs
@@ -111,7 +111,7 @@ def encode_now(
             body = _capped(event, body, caps)
     except Exception:  # a value needing its repr, a bad key, too deep: the slow path decides
         return None
-    return escape_separators(_numbered(body, event_id))
+    return body if body.isascii() else escape_separators(body)
 
 
 def _capped(event: NarrationEvent, body: bytes, caps: EventCaps) -> bytes:

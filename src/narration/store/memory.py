@@ -133,7 +133,9 @@ class MemoryEventLog(ReentrySafe, EventLog):
         self._aside: deque[NarrationEvent] | None = None  # appends that re-entered a section
         # Encoded frames (ids first_id .. next_id - 1), then the events not yet encoded, in order.
         self._frames = FrameBuffer()
-        self._pending: deque[NarrationEvent] | None = None  # made on demand: idle jobs are small
+        # Events not yet encoded, each with its size estimate (counted in _bytes until encoded);
+        # made on demand: idle jobs are small.
+        self._pending: deque[tuple[NarrationEvent, int]] | None = None
         self._bytes = 0  # retained: exact for encoded frames, estimated for queued events
         self._next_id = 1
         self._terminal: bytes | None = None
@@ -167,8 +169,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
                 pending = self._pending
                 if pending is None:
                     pending = self._pending = deque()
-                pending.append(event)
                 estimate = _estimate(event, self._event_cap)
+                pending.append((event, estimate))
                 self._bytes += estimate
                 self._next_id += 1
                 if self._next_id - self._frames.first_id > self.limits.max_events or (
@@ -277,23 +279,25 @@ class MemoryEventLog(ReentrySafe, EventLog):
         caps = self.limits.caps
         event_id = self._frames.next_id
         for _ in range(min(len(pending), _ENCODE_SLICE)):
-            event = pending[0]
+            event, estimate = pending[0]
             body = encode_now(event, event_id, caps)
             if body is None:  # a value needs its repr: a worker thread, bounded in time
                 self._slow = asyncio.get_running_loop().create_task(
                     self._encode_slow(event, event_id)
                 )
                 break
-            self._add_frame(pending.popleft(), event_frame_from_json(event_id, body))
+            pending.popleft()
+            self._add_frame(estimate, event_frame_from_json(event_id, body))
             event_id += 1
         if self._bytes > self.limits.max_bytes:  # exact now for what was just encoded
             self._drop_oldest()
         return self._slow is None
 
-    def _add_frame(self, event: NarrationEvent, frame: bytes) -> None:
-        """Append the encoded frame of the oldest queued `event` (lock held)."""
+    def _add_frame(self, estimate: int, frame: bytes) -> None:
+        """Append the encoded frame of the oldest queued event, estimated `estimate` bytes
+        while it waited (lock held)."""
         self._frames.append(frame)
-        self._bytes += len(frame) - _estimate(event, self._event_cap)
+        self._bytes += len(frame) - estimate
 
     async def _encode_slow(self, event: NarrationEvent, event_id: int) -> None:
         """Encode the head event off the loop, then go on with the rest and wake readers."""
@@ -303,7 +307,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
             pending = self._pending
             # Unless retention dropped it meanwhile, it is still the next to encode.
             if pending and self._frames.next_id == event_id:
-                self._add_frame(pending.popleft(), event_frame_from_json(event_id, body))
+                _, estimate = pending.popleft()
+                self._add_frame(estimate, event_frame_from_json(event_id, body))
                 if self._bytes > self.limits.max_bytes:
                     self._drop_oldest()
             waiter = self._waiter
@@ -410,8 +415,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
             if len(frames):  # the oldest is encoded
                 self._bytes -= frames.drop_oldest()
             else:  # nothing encoded is left: the oldest is still queued
-                dropped = self._pending.popleft()  # type: ignore[union-attr]
-                self._bytes -= _estimate(dropped, self._event_cap)
+                _, estimate = self._pending.popleft()  # type: ignore[union-attr]
+                self._bytes -= estimate
                 frames.skip()
             retained -= 1
             self.dropped += 1
