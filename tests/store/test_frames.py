@@ -51,6 +51,26 @@ def test_reads_span_sealed_chunks_and_the_open_tail_exactly() -> None:
     assert _read(buffer, 60, limit=10) == (list(range(61, 71)), 70)
 
 
+def test_extend_adds_a_batch_as_appends_would_and_seals_past_a_chunk() -> None:
+    batches = [[_frame(i, 1000) for i in range(start, start + 50)] for start in (1, 51, 101)]
+    extended, appended = FrameBuffer(), FrameBuffer()
+    added = [extended.extend(batch) for batch in batches]
+    for batch in batches:
+        for frame in batch:
+            appended.append(frame)
+    assert added == [sum(map(len, batch)) for batch in batches]
+    assert (extended.next_id, len(extended)) == (151, 150)
+    # ~51 KB each: the second batch passes 64 KiB, so both are sealed as one chunk after it
+    assert [len(chunk) for chunk in extended._chunks] == [added[0] + added[1]]
+    assert len(extended._tail) == added[2]
+    for after in (0, 1, 49, 50, 51, 99, 100, 120, 149, 150):
+        assert _read(extended, after) == _read(appended, after)
+    assert [extended.drop_oldest() for _ in range(60)] == [len(f) for f in batches[0][:60]] + [
+        len(f) for f in batches[1][:10]
+    ]
+    assert _read(extended, 55)[0][0] == ("gap", '{"missed":5,"next_id":61}')
+
+
 def test_dropping_the_oldest_gives_a_reader_behind_one_exact_gap() -> None:
     buffer = FrameBuffer()
     sizes = [len(_frame(i)) for i in range(1, 11)]

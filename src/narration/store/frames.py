@@ -1,7 +1,8 @@
 """`FrameBuffer`: a log's encoded SSE frames back to back, addressed by event id (pure, sync).
 
 The memory log keeps every encoded event as its frame in one byte stream: sealed, exact-size
-chunks of about 64 KiB plus an open tail, and one 8-byte offset per frame. A read of many
+chunks of 64 KiB or a little more (sealed at the end of the append that passed 64 KiB) plus
+an open tail, and one 8-byte offset per frame. A read of many
 events is a slice or two; dropping the oldest moves a head index; a reader whose cursor fell
 behind the oldest retained frame is told how many it missed (its `gap`). Nothing here knows
 about threads, locks or event loops: `MemoryEventLog` (store/memory.py) holds the lock.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
+from itertools import accumulate
 
 from ..wire import gap_frame
 
@@ -69,11 +71,31 @@ class FrameBuffer:
         tail = self._tail
         tail += frame
         self._offsets.append(self._tail_start + len(tail))
-        if len(tail) >= CHUNK_BYTES:  # seal it: an exact-size copy, no growth slack
-            self._chunks.append(bytes(tail))
-            self._chunk_starts.append(self._tail_start)
-            self._tail_start += len(tail)
-            self._tail = bytearray()
+        if len(tail) >= CHUNK_BYTES:
+            self._seal()
+
+    def _seal(self) -> None:
+        """Turn the open tail into a sealed chunk: an exact-size copy, no growth slack."""
+        tail = self._tail
+        self._chunks.append(bytes(tail))
+        self._chunk_starts.append(self._tail_start)
+        self._tail_start += len(tail)
+        self._tail = bytearray()
+
+    def extend(self, frames: list[bytes]) -> int:
+        """Add `frames` as the next ids, in order (one call per encoded batch: the offsets are
+        summed in C); their total size in bytes. The tail is sealed once it passes
+        `CHUNK_BYTES`, at the end of the batch."""
+        tail = self._tail
+        before = len(tail)
+        ends = accumulate(map(len, frames), initial=self._tail_start + before)
+        next(ends)  # the initial value: where the first frame starts
+        self._offsets.extend(ends)
+        for frame in frames:
+            tail += frame
+        if len(tail) >= CHUNK_BYTES:
+            self._seal()
+        return len(tail) - before
 
     def drop_oldest(self) -> int:
         """Forget the oldest retained frame (there must be one); returns its size in bytes."""

@@ -278,6 +278,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
             return False
         caps = self.limits.caps
         event_id = self._frames.next_id
+        frames: list[bytes] = []
+        estimated = 0
         for _ in range(min(len(pending), _ENCODE_SLICE)):
             event, estimate = pending[0]
             body = encode_now(event, event_id, caps)
@@ -287,8 +289,11 @@ class MemoryEventLog(ReentrySafe, EventLog):
                 )
                 break
             pending.popleft()
-            self._add_frame(estimate, event_frame_from_json(event_id, body))
+            frames.append(event_frame_from_json(event_id, body))
+            estimated += estimate
             event_id += 1
+        if frames:  # one buffer call per slice
+            self._bytes += self._frames.extend(frames) - estimated
         if self._bytes > self.limits.max_bytes:  # exact now for what was just encoded
             self._drop_oldest()
         return self._slow is None
