@@ -106,8 +106,10 @@ class MemoryEventLog(ReentrySafe, EventLog):
         "_event_cap",
         "_followers",
         "_frames",
+        "_id_limit",
         "_loop",
         "_loop_thread",
+        "_max_bytes",
         "_next_id",
         "_pending",
         "_push_context",
@@ -133,6 +135,10 @@ class MemoryEventLog(ReentrySafe, EventLog):
         self._aside: deque[NarrationEvent] | None = None  # appends that re-entered a section
         # Encoded frames (ids first_id .. next_id - 1), then the events not yet encoded, in order.
         self._frames = FrameBuffer()
+        # What `append` compares with (plain attributes: it runs for every event): an id past
+        # `_id_limit` or more than `_max_bytes` retained makes it drop the oldest.
+        self._id_limit = self._frames.first_id + self.limits.max_events
+        self._max_bytes = self.limits.max_bytes
         # Events not yet encoded, each with its size estimate (counted in _bytes until encoded);
         # made on demand: idle jobs are small.
         self._pending: deque[tuple[NarrationEvent, int]] | None = None
@@ -173,9 +179,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
                 pending.append((event, estimate))
                 self._bytes += estimate
                 self._next_id += 1
-                if self._next_id - self._frames.first_id > self.limits.max_events or (
-                    self._bytes > self.limits.max_bytes
-                ):
+                if self._next_id > self._id_limit or self._bytes > self._max_bytes:
                     self._drop_oldest()
                 waiter = self._waiter
                 self._waiter = None
@@ -425,3 +429,4 @@ class MemoryEventLog(ReentrySafe, EventLog):
                 frames.skip()
             retained -= 1
             self.dropped += 1
+        self._id_limit = frames.first_id + limits.max_events
