@@ -272,7 +272,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
                     return
 
     def _encode_slice(self) -> bool:
-        """Encode up to `_ENCODE_SLICE` queued events (lock held); False when none were left,
+        """Encode up to `_ENCODE_SLICE` queued events (lock held); False when none are left,
         or when the next one is being encoded off the loop."""
         pending = self._pending
         if not pending:
@@ -296,8 +296,13 @@ class MemoryEventLog(ReentrySafe, EventLog):
             frames.append(event_frame_from_json(event_id, body))
             estimated += estimate
             event_id += 1
-        if frames:  # one buffer call per slice
+        if len(frames) == 1:  # one buffer call per slice
+            self._bytes += len(frames[0]) - estimated
+            self._frames.append(frames[0])
+        elif frames:
             self._bytes += self._frames.extend(frames) - estimated
+        if not pending:
+            self._pending = None
         if self._bytes > self.limits.max_bytes:  # exact now for what was just encoded
             self._drop_oldest()
         return self._slow is None
@@ -352,21 +357,32 @@ class MemoryEventLog(ReentrySafe, EventLog):
 
     def _push(self) -> None:
         """Hand what arrived to every follower (event loop thread): one callback per loop
-        turn for the whole log, however many readers, and no task switch per reader."""
+        turn for the whole log, however many readers, and no task switch per reader. Followers
+        at the same cursor are handed the same frames, read once (they must not change them).
+        """
         with self:
-            self._push_scheduled = False
+            self._push_scheduled = False  # an append from now on schedules another push
         self._replay_set_aside()
         if self._pending:
             self.encode_pending()
         followers = self._followers
         if not followers:
             return
+        reads: dict[int, tuple[ReadResult | None, int]] = {}  # cursor -> (frames, last id)
         for follower, cursor in list(followers.items()):
             while True:
-                with self:  # at the terminal the reader reads the rest itself
-                    result = None if self._terminal is not None else self._take_locked(cursor)
-                if result is not None and not result.frames:
-                    break
+                read = reads.get(cursor)
+                if read is None:
+                    with self:  # at the terminal the reader reads the rest itself
+                        last = self._frames.next_id - 1
+                        if self._terminal is not None:
+                            read = (None, last)
+                        else:
+                            read = (self._take_locked(cursor) if cursor < last else None, last)
+                    reads[cursor] = read
+                result, last = read
+                if result is None and self._terminal is None:
+                    break  # caught up
                 try:
                     taken = result is not None and follower.deliver(result.frames, result.cursor)
                 except Exception:  # the reader finds out when it reads by itself
@@ -376,6 +392,8 @@ class MemoryEventLog(ReentrySafe, EventLog):
                     follower.wake()
                     break
                 cursor = followers[follower] = result.cursor
+                if cursor >= last:  # all there was when it was read
+                    break
 
     def _schedule_encode(self) -> None:
         if not _call_soon(self._loop, self._loop_thread, self.encode_pending):
