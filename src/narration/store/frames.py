@@ -125,19 +125,25 @@ class FrameBuffer:
         frame saying how many (and the cursor moves past them).
         """
         pieces: list[bytes] = []
-        first_id = self.first_id
+        head = self._head
+        first_id = self._base_id + head
         if after < first_id - 1:
             pieces.append(gap_frame(first_id - 1 - after, first_id))
             after = first_id - 1
-        start = self._head + (after + 1 - first_id)
-        end = min(len(self._offsets) - 1, start + limit)
+        offsets = self._offsets
+        start = head + (after + 1 - first_id)
+        end = min(len(offsets) - 1, start + limit)
         if end > start:
-            self._slice(self._offsets[start], self._offsets[end], pieces)
+            self._slice(offsets[start], offsets[end], pieces)
             after += end - start
         return pieces, after
 
     def _slice(self, start: int, end: int, pieces: list[bytes]) -> None:
         """Add the bytes of the stream in [start, end) to `pieces`."""
+        tail_start = self._tail_start
+        if start >= tail_start:  # the common case: a caught-up reader's frames, all in the tail
+            pieces.append(bytes(self._tail[start - tail_start : end - tail_start]))
+            return
         index = max(bisect_right(self._chunk_starts, start) - 1, 0)
         for chunk_start, chunk in zip(
             self._chunk_starts[index:], self._chunks[index:], strict=True
