@@ -9,6 +9,8 @@ from `configure()` or, explicitly, `configure_from_env()`). The job server, clie
 testing helpers and the command are subpackages (docs/ARCHITECTURE.md section 7).
 """
 
+from typing import cast
+
 from .config import configure, configure_from_env, flush
 from .context import (
     NarrationContext,
@@ -18,13 +20,17 @@ from .context import (
     narration_context,
     with_narration_context,
 )
-from .emit import n, narrate
+from .emit import Narrate
+from .emit import n as _n
 from .errors import NarrationError
 from .events import Level, Mode, NarrationEvent
 from .propagation.subprocess import init_from_env
 from .redact import Redaction
 
 __version__ = "0.1.0"
+
+# `n` typed with its level shortcuts (`n.debug(...)`); the object is the function itself.
+n = narrate = cast(Narrate, _n)
 
 __all__ = [
     "Level",

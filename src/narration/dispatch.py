@@ -37,6 +37,8 @@ class Dispatcher:
         self.routes: dict[str, Sink] = {}  # never rebound: `n()` holds a reference to it
         self.taps: tuple[Tap, ...] = ()
         self._taps_changing = threading.Lock()  # captures come and go on several threads
+        # Told the muted levels whenever the threshold moves (`n.debug` and friends keep a flag).
+        self.threshold_listeners: list[Callable[[tuple[Level, ...]], None]] = []
         self.unrouted = 0
         self.sink_errors = 0
 
@@ -52,6 +54,8 @@ class Dispatcher:
         self._min_rank = rank
         self.muted = tuple(level for level, of in LEVEL_RANK.items() if of < rank)
         self.info_muted = Level.INFO in self.muted
+        for listener in getattr(self, "threshold_listeners", ()):  # none yet in __init__
+            listener(self.muted)
 
     def deliver(self, event: NarrationEvent) -> None:
         """Deliver `event` to its job log (if that job lives here), every sink, then every tap.

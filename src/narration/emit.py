@@ -10,8 +10,8 @@ import sys
 from _thread import get_ident as _get_ident
 from collections.abc import Callable
 from time import time as _time
-from types import CodeType
-from typing import Any
+from types import CodeType, FrameType
+from typing import Any, Protocol
 
 import msgspec
 
@@ -30,7 +30,7 @@ from .sanitize import (
 )
 from .template import INVALID_LEVEL, POSITIONAL_TEMPLATES, format_error, format_template
 
-__all__ = ["n", "narrate", "relay"]
+__all__ = ["LevelledNarrate", "Narrate", "n", "narrate", "relay"]
 
 _CALLER_CACHE_CAP = 8192
 # Keyed by id(code): hashing a code object is slow, and the entry holds the code object, so
@@ -49,12 +49,10 @@ _positional_templates = POSITIONAL_TEMPLATES
 _NO_CALLER = compile("", "<no caller>", "exec")
 
 
-def _caller_info(code: CodeType) -> tuple[CodeType, str, str]:
-    """(code, actor, fn_name) of `n()`'s caller: its top-level package and qualified name."""
-    try:
-        module = _getframe(2).f_globals.get("__name__", "main")
-    except ValueError:  # no Python caller
-        module = "main"
+def _caller_info(code: CodeType, frame: FrameType | None) -> tuple[CodeType, str, str]:
+    """(code, actor, fn_name) of `n()`'s caller (`frame`, running `code`): its top-level
+    package and qualified name."""
+    module = "main" if frame is None else frame.f_globals.get("__name__", "main")
     if len(_callers) >= _CALLER_CACHE_CAP:
         _callers.clear()
     actor = module.partition(".")[0].strip("_") or "main"
@@ -97,11 +95,17 @@ def n(
     if type(action) is not str or type(message) is not str:
         action, message = _check_types(action, message)
     ctx = _context()
+    frame: FrameType | None
     try:
-        code = _getframe(1).f_code
+        frame = _getframe(1)
     except ValueError:  # called straight from C with no Python caller (e.g. an atexit hook)
-        code = _NO_CALLER
-    info = _callers.get(id(code)) or _caller_info(code)
+        frame, code = None, _NO_CALLER
+    else:
+        code = frame.f_code
+        if code is _LEVELLED_CODE:  # through `n.debug(...)` and friends: their caller counts
+            frame = frame.f_back
+            code = _NO_CALLER if frame is None else frame.f_code
+    info = _callers.get(id(code)) or _caller_info(code, frame)
     if args:
         try:  # a template checked safe and positional-only: its bound format and its arity
             fmt, arity = _positional_templates[message]
@@ -155,6 +159,79 @@ def n(
         dispatcher.to_taps(event)
     return event
 
+
+class LevelledNarrate(Protocol):
+    """`n.debug(...)` and friends: `n()` at one level, nothing at all when it is muted."""
+
+    def __call__(
+        self,
+        action: str,
+        message: str,
+        *args: Any,
+        cute: str | None = None,
+        story: str | None = None,
+        target: str | None = None,
+        **fields: Any,
+    ) -> NarrationEvent | None: ...
+
+
+class Narrate(Protocol):
+    """The type of `n`: the function, plus one shortcut per level (`n.debug(...)`)."""
+
+    trace: LevelledNarrate
+    debug: LevelledNarrate
+    info: LevelledNarrate
+    warn: LevelledNarrate
+    error: LevelledNarrate
+    fatal: LevelledNarrate
+
+    def __call__(
+        self,
+        action: str,
+        message: str,
+        *args: Any,
+        level: Level | str = ...,
+        cute: str | None = None,
+        story: str | None = None,
+        target: str | None = None,
+        **fields: Any,
+    ) -> NarrationEvent | None: ...
+
+
+def _levelled(level: Level) -> tuple[LevelledNarrate, Callable[[tuple[Level, ...]], None]]:
+    """`n` at `level`, and what keeps its muted flag in step with the threshold.
+
+    Below the threshold the shortcut returns after one flag test, before any work (as a
+    filtering logger's no-op method does); a reference kept to it stays right after
+    `configure(level=...)`. Every shortcut shares one code object, which `n()` recognises to
+    take the shortcut's caller as its own.
+    """
+    muted = level in dispatcher.muted
+
+    def narrate_at(
+        action: str, message: str, *args: Any, **fields: Any
+    ) -> NarrationEvent | None:  # cute, story and target reach n() among the keywords
+        if muted:
+            return None
+        return n(action, message, *args, level=level, **fields)
+
+    def follow_threshold(muted_levels: tuple[Level, ...]) -> None:
+        nonlocal muted
+        muted = level in muted_levels
+
+    narrate_at.__qualname__ = narrate_at.__name__ = f"n.{level.name.lower()}"
+    return narrate_at, follow_threshold
+
+
+def _add_shortcuts() -> None:
+    for level in Level:
+        shortcut, follow = _levelled(level)
+        setattr(n, level.name.lower(), shortcut)
+        dispatcher.threshold_listeners.append(follow)
+
+
+_LEVELLED_CODE = _levelled(Level.INFO)[0].__code__  # type: ignore[attr-defined]
+_add_shortcuts()
 
 narrate = n
 

@@ -283,3 +283,53 @@ def test_a_level_whose_comparison_raises_is_info_and_flagged() -> None:
     event = n("spawn", "plain", level=Touchy())
     assert event is not None and event.level is Level.INFO
     assert event.fields == {"invalid_level": "Touchy()"}
+
+
+SHORTCUT_SOURCE = """
+from narration import n
+
+def build(step):
+    return n.debug("build", "Step {} of {}", step, 3, cute="Busy!", unit="page")
+"""
+
+
+@pytest.mark.usefixtures("restore_level")
+def test_level_shortcuts_narrate_at_their_level_and_name_their_callers(
+    cap: CapturedEvents,
+) -> None:
+    configure(level=Level.TRACE)
+    events = [getattr(n, level.name.lower())("act", "at {}", level.value) for level in Level]
+    assert [e.level for e in events if e is not None] == list(Level)
+    assert [e.human for e in cap.events] == [f"at {level.value}" for level in Level]
+    worker = load_module("worker.build", SHORTCUT_SOURCE)
+    event = worker.build(2)
+    assert (event.level, event.human, event.cute, event.fields) == (
+        Level.DEBUG,
+        "Step 2 of 3",
+        "Busy!",
+        {"unit": "page"},
+    )
+    assert (event.actor, event.fn_name) == ("worker", "worker.build.build")  # not narration's
+
+
+@pytest.mark.usefixtures("restore_level")
+def test_a_muted_shortcut_does_nothing_and_a_kept_one_follows_the_threshold(
+    cap: CapturedEvents,
+) -> None:
+    formatted: list[str] = []
+
+    class Spy:
+        def __format__(self, spec: str) -> str:
+            formatted.append(spec)
+            return "spy"
+
+    debug = n.debug  # kept, as a filtering logger's bound method would be
+    configure(level="info")
+    assert debug("act", "value {}", Spy()) is None and n.trace("act", "hidden") is None
+    assert formatted == [] and cap.events == []
+    configure(level="debug")
+    shown = debug("act", "value {}", Spy())
+    assert shown is not None and shown.level == Level.DEBUG and formatted == [""]
+    configure(level="error")
+    assert debug("act", "muted again") is None and n.warn("act", "muted too") is None
+    assert [e.human for e in cap.events] == ["value spy"]
