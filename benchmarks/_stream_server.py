@@ -370,24 +370,33 @@ def add_control_routes(app: FastAPI, producer: Producer, nofile: int) -> None:
         }
 
 
-def build(impl: str, max_events: int, max_running: int) -> tuple[Any, FastAPI, Producer]:
-    """(the ASGI app to serve, the FastAPI app for the control routes, the producer)."""
+def build(
+    impl: str, max_events: int, max_running: int, store: str | None = None
+) -> tuple[Any, FastAPI, Producer]:
+    """(the ASGI app to serve, the FastAPI app for the control routes, the producer); `store`
+    is narration's store URL (the memory store when None)."""
     if impl == "bare":
         from .floor_uvicorn import FloorApp
 
         control = FastAPI()
         floor = FloorApp(control)
         return floor, control, BareProducer(floor)
-    app, producer = _build(impl, max_events, max_running)
+    app, producer = _build(impl, max_events, max_running, store)
     return app, app, producer
 
 
-def _build(impl: str, max_events: int, max_running: int) -> tuple[FastAPI, Producer]:
+def _build(
+    impl: str, max_events: int, max_running: int, store: str | None
+) -> tuple[FastAPI, Producer]:
     if impl == "ours":
         from narration.server import create_app
 
         app = create_app(
-            hold_unhandled=True, retention_s=1.0, max_events=max_events, max_running=max_running
+            store=store,
+            hold_unhandled=True,
+            retention_s=1.0,
+            max_events=max_events,
+            max_running=max_running,
         )
         return app, OursProducer(app)
     from .reference_sse_starlette import create_reference_app
@@ -404,10 +413,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--max-events", type=int, default=100_000)
     parser.add_argument("--max-running", type=int, default=100_000)
+    parser.add_argument("--store", help="ours: narration's store URL (default: memory)")
     parser.add_argument("--profile", help="write a pyinstrument profile (text) here at exit")
     args = parser.parse_args(argv)
     nofile = raise_nofile_limit()
-    app, control, producer = build(args.impl, args.max_events, args.max_running)
+    app, control, producer = build(args.impl, args.max_events, args.max_running, args.store)
     add_control_routes(control, producer, nofile)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -698,34 +698,56 @@ async def _stream_scenarios(size: Sizes) -> tuple[dict[str, Any], list[str]]:
     return results, failures
 
 
-async def latency_only(rounds: int, size: Sizes = FULL, floor: bool = False) -> dict[str, Any]:
+async def latency_only(
+    rounds: int, size: Sizes = FULL, floor: bool = False, redis_url: str | None = None
+) -> dict[str, Any]:
     """The latency scenario alone, `rounds` times, ours and theirs alternating (a quick check
     of a change to the low-rate path; `--latency N`), with `floor` the bare-uvicorn floor
-    (`floor_uvicorn.py`) as a third. Each round's figures, and per round ours/theirs of p50,
-    p99 and server CPU per event."""
+    (`floor_uvicorn.py`) as a third, with `redis_url` ours on that Redis store as well
+    (`ours_redis`; its CPU figure is the server's, Redis's own is not counted). Each round's
+    figures, and per round ours/theirs (and ours_redis/theirs) of p50, p99 and server CPU per
+    event."""
     out: dict[str, Any] = {"load_before": list(os.getloadavg()), "rounds": []}
+    impls: list[tuple[str, tuple[str, ...]]] = [("ours", ()), ("theirs", ())]
+    if floor:
+        impls.append(("bare", ()))
+    if redis_url:
+        impls.append(("ours_redis", ("--store", redis_url)))
+    keys = ("p50_ms", "p99_ms", "server_cpu_us_per_event")
     async with AsyncExitStack() as stack:
         servers = [
-            (impl, await stack.enter_async_context(ServerProcess(impl)))
-            for impl in ("ours", "theirs", *(("bare",) if floor else ()))
+            (label, await stack.enter_async_context(ServerProcess(label.split("_")[0], *args)))
+            for label, args in impls
         ]
         for _, server in servers:  # warm-up every one
             await _one_stream(server, 5_000)
         for _ in range(rounds):
             row: dict[str, Any] = {}
-            for impl, server in servers:
+            for label, server in servers:
                 figures, problems = await _latency(server, size)
-                row[impl] = {key: round(value, 4) for key, value in figures.items()}
+                row[label] = {key: round(value, 4) for key, value in figures.items()}
                 if problems:
-                    row[f"{impl}_problems"] = problems
-            if row["ours"] and row["theirs"]:
-                row["ratio"] = {
-                    key: round(row["ours"][key] / row["theirs"][key], 3)
-                    for key in ("p50_ms", "p99_ms", "server_cpu_us_per_event")
-                }
+                    row[f"{label}_problems"] = problems
+            for label in ("ours", "ours_redis"):
+                if row.get(label) and row["theirs"]:
+                    name = "ratio" if label == "ours" else f"ratio_{label}"
+                    ours, theirs = row[label], row["theirs"]
+                    row[name] = {key: round(ours[key] / theirs[key], 3) for key in keys}
             out["rounds"].append(row)
     out["load_after"] = list(os.getloadavg())
     return out
+
+
+def _latency_with_redis(rounds: int, floor: bool) -> dict[str, Any]:
+    """`latency_only` with ours on a private redis-server as well (`--latency N --redis`)."""
+    from narration.testing.redis_server import RedisServer
+
+    redis = RedisServer.start()
+    try:
+        url = redis.url(prefix=f"bench-latency-{os.getpid()}:")
+        return asyncio.run(latency_only(rounds, floor=floor, redis_url=url))
+    finally:
+        redis.stop()
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -821,12 +843,19 @@ def main() -> None:
     )
     parser.add_argument("--idle", action="store_true", help="only the idle-streams scenario")
     parser.add_argument("--floor", action="store_true", help="--latency: bare uvicorn as well")
+    parser.add_argument(
+        "--redis", action="store_true", help="--latency: ours on a private Redis store as well"
+    )
     args = parser.parse_args()
     if args.idle:
         print(json.dumps(asyncio.run(_idle_streams(QUICK if args.quick else FULL)), indent=2))
         return
     if args.latency:
-        print(json.dumps(asyncio.run(latency_only(args.latency, floor=args.floor)), indent=2))
+        if args.redis:
+            figures = _latency_with_redis(args.latency, args.floor)
+        else:
+            figures = asyncio.run(latency_only(args.latency, floor=args.floor))
+        print(json.dumps(figures, indent=2))
         return
     size = QUICK if args.quick else FULL
     if args.child == "memory":

@@ -63,11 +63,9 @@ class RedisCluster:
             raise FileNotFoundError("redis-server and redis-cli are needed (not on PATH)")
         cluster = cls(found_server, found_cli)
         try:
-            for _ in range(6):
-                cluster.nodes.append(cluster._start_node())
             deadline = time.monotonic() + timeout
-            for node in cluster.nodes:
-                cluster._wait(lambda n=node: cluster.cli_call(n.port, "PING") == "PONG", deadline)
+            for _ in range(6):
+                cluster.nodes.append(cluster._start_answering_node(deadline))
             addresses = [f"127.0.0.1:{node.port}" for node in cluster.nodes]
             subprocess.run(
                 [found_cli, "--cluster", "create", *addresses, *_CREATE_OPTIONS],
@@ -80,6 +78,23 @@ class RedisCluster:
             cluster.stop()
             raise
         return cluster
+
+    def _start_answering_node(self, deadline: float) -> ClusterNode:
+        """A node that answers PING; one that exits first (its port was taken between probing
+        and binding) is started again on other ports, up to three times."""
+        for _ in range(3):
+            node = self._start_node()
+            while time.monotonic() < deadline and node.process.poll() is None:
+                if self.cli_call(node.port, "PING") == "PONG":
+                    return node
+                time.sleep(0.05)
+            log = Path(node.workdir, "redis.log")
+            said = log.read_text(errors="replace")[-500:] if log.exists() else ""
+            stop_process(node.process, grace=1.0)
+            shutil.rmtree(node.workdir, ignore_errors=True)
+            if time.monotonic() >= deadline:
+                break
+        raise RuntimeError(f"a Redis Cluster node did not start in time; its log ends: {said}")
 
     def _start_node(self) -> ClusterNode:
         workdir = tempfile.mkdtemp(prefix="narration-cluster-")
