@@ -433,6 +433,51 @@ async def test_caught_up_readers_share_one_blocked_redis_connection(
     assert await raw.exists(poke_key) == 0  # removed on close
 
 
+async def test_caught_up_readers_go_back_to_the_tail_without_a_read_of_their_own(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """Four readers of four jobs (read pool of 2: one may short-block on its own), events one
+    round at a time, each read before the next: per round at most one XREAD per reader and
+    no pokes (a reader the tail woke used to read on its own, then poke the tail: two more
+    round trips per event)."""
+    store = RedisStore(f"{redis_url}&max_connections=2")
+    jobs = [await running_job(store, f"job-00000000-0000-4000-8000-00000000000{k}") for k in "1234"]
+    cursors = [0] * len(jobs)
+    progress = asyncio.Event()
+
+    async def reader(k: int) -> None:
+        log = jobs[k][1]
+        while cursors[k] < 21:
+            cursors[k] = (await log.read(cursors[k], 10.0)).cursor
+            progress.set()
+
+    async def round_read(i: int) -> None:
+        for rec, log in jobs:
+            log.append(event(i, rec.job_id))
+        async with asyncio.timeout(10):
+            while min(cursors) < i:
+                progress.clear()
+                await progress.wait()
+
+    tasks = [asyncio.create_task(reader(k)) for k in range(len(jobs))]
+    try:
+        await round_read(1)  # first reads are the readers' own, then the tail's
+        await raw.config_resetstat()
+        for i in range(2, 22):
+            await round_read(i)
+        stats = await raw.info("commandstats")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await store.close()
+    assert cursors == [21] * 4
+    events = 20 * 4
+    xreads = stats["cmdstat_xread"]["calls"]
+    xadds = stats["cmdstat_xadd"]["calls"]  # the events' own (from the append script), pokes
+    assert xreads <= events + 3, xreads
+    assert xadds <= events + 3, xadds
+
+
 async def test_a_claimed_lease_is_lost_to_its_owner_and_a_dead_reapers_claim_lapses(
     redis_url: str,
 ) -> None:

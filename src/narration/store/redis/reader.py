@@ -17,6 +17,7 @@ __all__ = ["StreamReader", "frames_of"]
 
 _READ_BATCH = 2048  # entries per XREAD
 _SHORT_BLOCK_S = 0.05  # a reader's own XREAD BLOCK before it waits on the shared tail
+_TAIL_SEEN_CAP = 10_000  # streams whose newest entry from the tail is remembered
 
 
 class StreamReader:
@@ -35,6 +36,9 @@ class StreamReader:
         # Readers in a short block of their own at once: each holds a pooled connection.
         self._max_short_blocks = max(1, min(32, connections.read_connections // 2))
         self._short_blocks = 0
+        # Per stream, the newest entry id the tail handed over: a reader whose cursor is there
+        # goes back to the tail at once, without a read of its own (a round trip per event).
+        self._tail_seen: dict[str, int] = {}
         self._shared: SharedFrames | None = None  # the frames of the tail's latest batch
         self._tail: StreamTail | ClusterTail
         if connections.cluster:  # no XREAD across slots there: notification streams
@@ -64,7 +68,18 @@ class StreamReader:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0.0)
         waited = False
+        seen = self._tail_seen.get(log_key)
+        to_tail = timeout > 0 and seen is not None and after >= seen
         while True:
+            if to_tail:  # caught up with what the tail last handed over: wait there again
+                to_tail = False
+                entries = await self._tail.wait(log_key, after, min(timeout, BLOCK_CHUNK_S))
+                if entries:
+                    result = self._from_tail(log_key, after, entries)
+                    if result.frames or result.done:
+                        return result
+                waited = entries is not None
+                continue
             remaining = deadline - loop.time()
             command: list[Any] = ["XREAD", "COUNT", _READ_BATCH]
             short_block = (
@@ -104,10 +119,18 @@ class StreamReader:
                 return ReadResult([], after, False)
             entries = await self._tail.wait(log_key, after, min(left, BLOCK_CHUNK_S))
             if entries:
-                result = self._shared_frames(after, entries)
+                result = self._from_tail(log_key, after, entries)
                 if result.frames or result.done:
                     return result
             waited = entries is not None
+
+    def _from_tail(self, log_key: str, after: int, entries: list[Any]) -> ReadResult:
+        """The frames after `after` of what the tail handed over, its newest id noted."""
+        tail_seen = self._tail_seen
+        if len(tail_seen) >= _TAIL_SEEN_CAP and log_key not in tail_seen:
+            tail_seen.clear()  # a cache: forgetting only costs a stream one read of its own
+        tail_seen[log_key] = stream_entry_id(entries[-1][0])
+        return self._shared_frames(after, entries)
 
     def _shared_frames(self, after: int, entries: list[Any]) -> ReadResult:
         """`frames_of(after, entries)` for entries the tail handed to several readers: their

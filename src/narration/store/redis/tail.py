@@ -126,6 +126,7 @@ class StreamTail:
                 continue
             finally:
                 self._covered = None
+            woken = False
             for raw_key, entries in reply or ():
                 key = raw_key.decode()
                 if key == self._poke_key:
@@ -135,3 +136,6 @@ class StreamTail:
                 for future, after in self._waiters.get(key, {}).items():
                     if after < newest and not future.done():
                         future.set_result(entries)
+                        woken = True
+            if woken:  # let the woken readers write and wait here again first, so that the
+                await asyncio.sleep(0)  # next XREAD covers them (else each would poke it)
