@@ -73,50 +73,45 @@ class StreamReader:
         while True:
             if to_tail:  # caught up with what the tail last handed over: wait there again
                 to_tail = False
-                entries = await self._tail.wait(log_key, after, min(timeout, BLOCK_CHUNK_S))
-                if entries:
-                    result = self._from_tail(log_key, after, entries)
-                    if result.frames or result.done:
-                        return result
-                waited = entries is not None
-                continue
-            remaining = deadline - loop.time()
-            command: list[Any] = ["XREAD", "COUNT", _READ_BATCH]
-            short_block = (
-                remaining > 0 and not waited and self._short_blocks < self._max_short_blocks
-            )
-            if short_block:
-                block = max(1, int(min(remaining, _SHORT_BLOCK_S) * 1000))
-                command += ["BLOCK", block]
-                self._short_blocks += 1
-            command += ["STREAMS", log_key, b"%d-0" % after]
-            try:
-                reply = await self._redis.read_command(*command)
-            except UNREACHABLE as exc:
-                self._reachability.failed(exc)
+                left = deadline - loop.time()
+            else:  # a read of its own first (a busy stream's next events come within it)
                 remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return ReadResult([], after, False)
-                await asyncio.sleep(min(remaining, 0.5))
-                continue
-            finally:
+                command: list[Any] = ["XREAD", "COUNT", _READ_BATCH]
+                short_block = (
+                    remaining > 0 and not waited and self._short_blocks < self._max_short_blocks
+                )
                 if short_block:
-                    self._short_blocks -= 1
-            if self._reachability.down_since is not None:
-                self._reachability.ok()
-            if reply:
-                return frames_of(after, reply[0][1])
-            if recoveries != self._reachability.recoveries:  # Redis may have come back empty
-                recoveries = self._reachability.recoveries
-                if not await self._exists(job_key):
-                    return ReadResult([], after, True)
-            left = deadline - loop.time()
-            if left <= 0:
-                if timeout > 0 and not await self._exists(job_key):
-                    # Forgotten by Redis (flushed, restarted without persistence): end the
-                    # stream instead of waiting forever; a resume then answers 404.
-                    return ReadResult([], after, True)
-                return ReadResult([], after, False)
+                    block = max(1, int(min(remaining, _SHORT_BLOCK_S) * 1000))
+                    command += ["BLOCK", block]
+                    self._short_blocks += 1
+                command += ["STREAMS", log_key, b"%d-0" % after]
+                try:
+                    reply = await self._redis.read_command(*command)
+                except UNREACHABLE as exc:
+                    self._reachability.failed(exc)
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return ReadResult([], after, False)
+                    await asyncio.sleep(min(remaining, 0.5))
+                    continue
+                finally:
+                    if short_block:
+                        self._short_blocks -= 1
+                if self._reachability.down_since is not None:
+                    self._reachability.ok()
+                if reply:
+                    return frames_of(after, reply[0][1])
+                if recoveries != self._reachability.recoveries:  # Redis may have come back empty
+                    recoveries = self._reachability.recoveries
+                    if not await self._exists(job_key):
+                        return ReadResult([], after, True)
+                left = deadline - loop.time()
+                if left <= 0:
+                    if timeout > 0 and not await self._exists(job_key):
+                        # Forgotten by Redis (flushed, restarted without persistence): end the
+                        # stream instead of waiting forever; a resume then answers 404.
+                        return ReadResult([], after, True)
+                    return ReadResult([], after, False)
             entries = await self._tail.wait(log_key, after, min(left, BLOCK_CHUNK_S))
             if entries:
                 result = self._from_tail(log_key, after, entries)
