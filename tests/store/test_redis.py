@@ -478,6 +478,37 @@ async def test_caught_up_readers_go_back_to_the_tail_without_a_read_of_their_own
     assert xadds <= events + 3, xadds
 
 
+async def test_one_write_for_several_jobs_keeps_each_jobs_outcome_its_own(
+    redis_url: str, raw: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three jobs written in one batch (one script call): the healthy two get every event; the
+    one whose stream Redis refuses (the key holds a string) loses its own, counted and
+    logged; a sealed job's are late."""
+    store = store_for(redis_url)
+    ok_a, ok_b, broken, sealed = [
+        await running_job(store, f"job-00000000-0000-4000-8000-00000000010{k}") for k in "1234"
+    ]
+    await raw.delete(broken[1].log_key)
+    await raw.set(broken[1].log_key, "not a stream")  # XADD answers WRONGTYPE for this job
+    sealed[0].state, sealed[0].finished_at = "completed", time.time()
+    await store.finish(*sealed)
+    await raw.config_resetstat()
+    for i in range(1, 4):
+        for rec, log in (ok_a, ok_b, broken, sealed):
+            log.append(event(i, rec.job_id))
+    for _, log in (ok_a, ok_b, broken, sealed):
+        await log.flush()
+    stats = await raw.info("commandstats")
+    for rec, log in (ok_a, ok_b):
+        frames = parse_frames(b"".join((await log.read(0, 0.5)).frames).decode())
+        assert [int(frame["id"]) for frame in frames] == [1, 2, 3], rec.job_id
+    assert (ok_a[1].lost, ok_b[1].lost, broken[1].lost, sealed[1].late) == (0, 0, 3, 3)
+    assert "Redis refused events of job-00000000-0000-4000-8000-000000000103" in caplog.text
+    assert "WRONGTYPE" in caplog.text
+    assert stats["cmdstat_evalsha"]["calls"] == 1  # one for the batch, not one per job
+    await store.close()
+
+
 async def test_a_claimed_lease_is_lost_to_its_owner_and_a_dead_reapers_claim_lapses(
     redis_url: str,
 ) -> None:

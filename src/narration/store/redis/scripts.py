@@ -1,7 +1,8 @@
 """The Lua scripts: every write that must be atomic in Redis, and the sha each one runs by.
 
 Each script touches only the keys it is given, all in one Redis Cluster slot (a job's keys
-share its hash tag; the lease keys share theirs; see `keys.py`).
+share its hash tag; the lease keys share theirs; see `keys.py`), except `append_many`, which
+writes several jobs at once and is used with one Redis only.
 Each script's comment says its KEYS, its ARGV and what it returns. The terminal entry a script
 writes (stream fields `e` = event name, `d` = JSON) is built in Python by `narration.wire` and
 passed in ARGV: its format exists only there.
@@ -28,31 +29,54 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 # twice. Returns the last id written, -1 if the job is gone, -2 if it is already sealed, or
 # {-3, last id stored} when Redis has fewer ids than it acknowledged (a failover or restart
 # lost them): nothing is written then, the writer sends the lost ones again first.
-_APPEND = """
-local meta = redis.call('HMGET', KEYS[1], 'state', 't', 'n')
-if not meta[1] then return -1 end
-if meta[2] then return -2 end
-local last = tonumber(meta[3] or '0')
-if last < tonumber(ARGV[3] or '0') then return {-3, last} end
-local first = last
-local blob = ARGV[2]
-local pos, size = 1, #blob
-while pos <= size do
-  local id, length
-  id, length, pos = struct.unpack('>I4I4', blob, pos)
-  if id > last then
-    local data = string.sub(blob, pos, pos + length - 1)
-    redis.call('XADD', KEYS[2], string.format('%d-0', id), 'd', data)
-    last = id
+_APPEND_JOB = """
+local function append(job, stream, maxlen, blob, acked)
+  local meta = redis.call('HMGET', job, 'state', 't', 'n')
+  if not meta[1] then return -1 end
+  if meta[2] then return -2 end
+  local last = tonumber(meta[3] or '0')
+  if last < tonumber(acked or '0') then return {-3, last} end
+  local first = last
+  local pos, size = 1, #blob
+  while pos <= size do
+    local id, length
+    id, length, pos = struct.unpack('>I4I4', blob, pos)
+    if id > last then
+      local data = string.sub(blob, pos, pos + length - 1)
+      redis.call('XADD', stream, string.format('%d-0', id), 'd', data)
+      last = id
+    end
+    pos = pos + length
   end
-  pos = pos + length
+  if last ~= first then
+    redis.call('HSET', job, 'n', last)
+    redis.call('XTRIM', stream, 'MAXLEN', '~', maxlen)
+  end
+  return last
 end
-if last ~= first then
-  redis.call('HSET', KEYS[1], 'n', last)
-  redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[1])
-end
-return last
 """
+_APPEND = _APPEND_JOB + "return append(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])\n"
+
+# KEYS: job, stream of each job in turn. ARGV: maxlen, events, acknowledged id of each job in
+# turn (as `append`). One call for a batch's jobs (one Redis only: a cluster's jobs are in
+# different slots). Returns what `append` returns, per job, or {-4, message} for a job whose
+# write Redis refused (the other jobs are written all the same).
+_APPEND_MANY = (
+    _APPEND_JOB
+    + """
+local results = {}
+for i = 1, #KEYS / 2 do
+  local ok, result = pcall(append, KEYS[2 * i - 1], KEYS[2 * i], ARGV[3 * i - 2],
+                           ARGV[3 * i - 1], ARGV[3 * i])
+  if ok then
+    results[i] = result
+  else
+    results[i] = {-4, type(result) == 'table' and result.err or tostring(result)}
+  end
+end
+return results
+"""
+)
 
 # KEYS: job, stream. ARGV: field, value, ... A new job's record (its stream starts empty).
 _CREATE = """
@@ -186,6 +210,7 @@ SCRIPTS = {
     name: Script.of(source)
     for name, source in {
         "append": _APPEND,
+        "append_many": _APPEND_MANY,
         "create": _CREATE,
         "lease": _LEASE,
         "start": _START,

@@ -15,9 +15,9 @@ import logging
 import struct
 import threading
 from collections import deque
-from typing import Protocol
+from typing import Any, Protocol
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ..._backoff import Backoff
 from ...events import NarrationEvent
@@ -34,6 +34,20 @@ logger = logging.getLogger("narration.store.redis")
 
 _WRITE_BATCH = 8192  # queued events per pipelined write
 _HEAD = struct.Struct(">II")  # an event in an append blob: id, JSON length
+
+
+def _per_job(reply: Any, jobs: int) -> list[Any]:
+    """`append_many`'s reply as one result per job, as `append` answers: a failed call fails
+    every job; a job's {-4, message} becomes that job's error."""
+    if not isinstance(reply, list):
+        return [reply] * jobs
+    return [
+        ResponseError(_text(r[1])) if type(r) is list and r and r[0] == -4 else r for r in reply
+    ]
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 class QueuedLog(Protocol):
@@ -340,15 +354,26 @@ class EventWriter(ReentrySafe):
                 args = groups[log] = []
             args.append(head(event_id, len(item)))
             args.append(item)
-        sha = SCRIPTS["append"].sha
         pipe = self._redis.control.pipeline(transaction=False)
         logs = list(groups)
         notifies = 0
-        for log in logs:
+        # One Redis: one script call for all the batch's jobs (a command's client-side work
+        # per batch, not per job; at a few events per job per batch that was per event).
+        many = len(logs) > 1 and not self._redis.cluster
+        if many:
+            keys: list[str] = []
+            argv: list[bytes | int] = []
+            for log in logs:
+                keys += (log.job_key, log.log_key)
+                argv += (log.maxlen(self._limits), b"".join(groups[log]), log.written)
+            sha = SCRIPTS["append_many"].sha
+            pipe.execute_command("EVALSHA", sha, len(keys), *keys, *argv)
+        for log in logs if not many else ():
             maxlen = log.maxlen(self._limits)
             blob = b"".join(groups[log])
-            keys = (log.job_key, log.log_key)
-            pipe.execute_command("EVALSHA", sha, 2, *keys, maxlen, blob, log.written)
+            keys_of = (log.job_key, log.log_key)
+            pipe.execute_command("EVALSHA", SCRIPTS["append"].sha, 2, *keys_of, maxlen, blob,
+                                 log.written)  # fmt: skip
             newest = _HEAD.unpack(groups[log][-2])[0]  # the batch's last id of this job
             notify = self._redis.notify_args(log.log_key, newest)  # a cluster's tails
             if notify is not None:
@@ -359,7 +384,7 @@ class EventWriter(ReentrySafe):
         except UNREACHABLE as exc:
             self._reachability.failed(exc)
             return False
-        results = replies[:: 2 if notifies else 1]
+        results = _per_job(replies[0], len(logs)) if many else replies[:: 2 if notifies else 1]
         failed = next((r for r in results if isinstance(r, UNREACHABLE)), None)
         if failed is not None:  # a cluster node, not all: write again (ids are skipped)
             self._reachability.failed(failed)
