@@ -21,7 +21,8 @@ Where things are (one idea per module):
     connection.py   the connection pools, and whether Redis answers (`/health`)
 
 Writes: `append()` only numbers the event and queues it (a short lock, no I/O); one writer task
-per store encodes queued events and writes them in pipelined Lua calls, one per job. `finish()`
+per store encodes queued events and writes them in one Lua call per batch (one per job on a
+cluster, pipelined). `finish()`
 commits the final state and appends the terminal in one Lua call, then the runner's `expire()`
 sets the retention TTL. A dead owner's jobs are ended by another replica ("owner lost").
 

@@ -1,10 +1,10 @@
 """The batched writer: `append` queues numbered events (any thread, no I/O), one task writes them.
 
-The task encodes queued events and writes them in pipelined Lua calls (`append` of
-`scripts.py`), one per job, which skip ids already written, so a retried batch never
-duplicates. While Redis is unreachable the queue holds at most `max_pending` events; older
-ones are then dropped and counted, and readers see the hole in the ids as a `gap` frame with
-its exact size.
+The task encodes queued events and writes a batch in one Lua call (`append_many` of
+`scripts.py`; on a cluster, whose jobs sit in different slots, pipelined `append` calls, one
+per job), which skip ids already written, so a retried batch never duplicates. While Redis is
+unreachable the queue holds at most `max_pending` events; older ones are then dropped and
+counted, and readers see the hole in the ids as a `gap` frame with its exact size.
 """
 
 from __future__ import annotations
