@@ -48,6 +48,7 @@ class ServerProcess(ServiceProcess):
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         self.env = env
         self.http: httpx.AsyncClient | None = None
+        self.stream_port = self.port
 
     async def __aenter__(self) -> ServerProcess:
         self.start()
@@ -57,6 +58,8 @@ class ServerProcess(ServiceProcess):
             await self._stop(failed=True)
             raise
         self.http = httpx.AsyncClient(base_url=self.url, timeout=300.0)
+        # Where streams are read: the control port, except for the raw floor's own server.
+        self.stream_port = (await self.stats()).get("stream_port") or self.port
         return self
 
     async def __aexit__(

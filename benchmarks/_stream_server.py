@@ -99,6 +99,10 @@ class Producer:
     def jobs(self) -> int:
         raise NotImplementedError
 
+    def stream_port(self) -> int | None:
+        """The port streams are read on, when not the control routes' (the raw floor)."""
+        return None
+
 
 def _due_now(
     loop: asyncio.AbstractEventLoop, t0: float, interval: float, total: int
@@ -259,8 +263,8 @@ def _pacing(wakeups: list[tuple[float, int]], since: float) -> dict[str, Any]:
 
 
 class BareProducer(Producer):
-    """Emits into the bare-uvicorn floor (`floor_uvicorn.py`): one encode, a list append and
-    a future per subscriber."""
+    """Emits into a floor: one encode, then per subscriber a list append and a future
+    (`floor_uvicorn.py`) or a transport write (`floor_asyncio.py`)."""
 
     def __init__(self, floor: Any) -> None:
         self.floor = floor
@@ -297,6 +301,10 @@ class BareProducer(Producer):
 
     def jobs(self) -> int:
         return len(self.floor.jobs)
+
+    def stream_port(self) -> int | None:
+        port = getattr(self.floor, "port", None)  # the raw floor's own listening port
+        return int(port) if port else None
 
 
 def add_control_routes(app: FastAPI, producer: Producer, nofile: int) -> None:
@@ -366,6 +374,7 @@ def add_control_routes(app: FastAPI, producer: Producer, nofile: int) -> None:
             "cpu_s": time.process_time(),
             "rss": rss_bytes(),
             "open_streams": producer.open_streams(),
+            "stream_port": producer.stream_port(),
             "jobs": producer.jobs(),
             "nofile": nofile,
         }
@@ -382,6 +391,17 @@ def build(
         control = FastAPI()
         floor = FloorApp(control)
         return floor, control, BareProducer(floor)
+    if impl == "raw":
+        from .floor_asyncio import RawFloor
+
+        raw = RawFloor()
+        control = FastAPI()
+
+        async def listen() -> None:
+            await raw.start("127.0.0.1")
+
+        control.router.on_startup.append(listen)
+        return control, control, BareProducer(raw)
     app, producer = _build(impl, max_events, max_running, store)
     return app, app, producer
 
@@ -408,7 +428,7 @@ def _build(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="stream benchmark server")
-    parser.add_argument("--impl", choices=("ours", "theirs", "bare"), default="ours")
+    parser.add_argument("--impl", choices=("ours", "theirs", "bare", "raw"), default="ours")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")

@@ -180,7 +180,7 @@ async def _one_stream(
 ) -> tuple[float, list[str]]:
     """Events/s from the start of production to the terminal parsed by the lean client."""
     jobs = await server.jobs(1)
-    streams = await open_streams(server.port, jobs, decode=decode, wait_first_byte=True)
+    streams = await open_streams(server.stream_port, jobs, decode=decode, wait_first_byte=True)
     began = time.perf_counter()
     await server.produce(jobs, events, streams=1)
     await wait_all(streams, timeout=300)
@@ -257,7 +257,7 @@ async def _latency(server: ServerProcess, size: Sizes) -> tuple[dict[str, float]
     jobs = await server.jobs(count)
     samples: list[int] = []
     streams = await open_streams(
-        server.port, jobs, latencies=samples, since_ns=1 << 62, wait_first_byte=True
+        server.stream_port, jobs, latencies=samples, since_ns=1 << 62, wait_first_byte=True
     )
     since = time.time_ns() + int((0.05 + size.latency_warmup) * 1e9)
     for stream in streams:
@@ -300,7 +300,7 @@ async def _fanout(server: ServerProcess, size: Sizes) -> tuple[float, list[str]]
     jobs = await server.jobs(1)
     subscribers = size.fanout_subscribers
     streams = await open_streams(
-        server.port, jobs * subscribers, decode=False, wait_first_byte=True
+        server.stream_port, jobs * subscribers, decode=False, wait_first_byte=True
     )
     began = time.perf_counter()
     await server.produce(jobs, size.fanout_events, streams=subscribers)
@@ -316,7 +316,7 @@ async def _concurrent(
     """`jobs_count` jobs emitting at once, each read (and every event decoded) by its stream."""
     per_job = max(total // jobs_count, 1)
     jobs = await server.jobs(jobs_count)
-    streams = await open_streams(server.port, jobs, wait_first_byte=True)
+    streams = await open_streams(server.stream_port, jobs, wait_first_byte=True)
     began = time.perf_counter()
     await server.produce(jobs, per_job, streams=jobs_count, batch=64)
     await wait_all(streams, timeout=300)
@@ -340,7 +340,9 @@ async def _idle_streams(size: Sizes) -> tuple[dict[str, Any], list[str]]:
         jobs = await server.jobs(count)
         before = (await server.stats(collect=True))["rss"]
         began = time.perf_counter()
-        streams = await open_streams(server.port, jobs, concurrency=250, wait_first_byte=True)
+        streams = await open_streams(
+            server.stream_port, jobs, concurrency=250, wait_first_byte=True
+        )
         connect_s = time.perf_counter() - began
         open_now = await server.wait_streams(count)
         after = (await server.stats(collect=True))["rss"]
@@ -702,15 +704,15 @@ async def latency_only(
     rounds: int, size: Sizes = FULL, floor: bool = False, redis_url: str | None = None
 ) -> dict[str, Any]:
     """The latency scenario alone, `rounds` times, ours and theirs alternating (a quick check
-    of a change to the low-rate path; `--latency N`), with `floor` the bare-uvicorn floor
-    (`floor_uvicorn.py`) as a third, with `redis_url` ours on that Redis store as well
-    (`ours_redis`; its CPU figure is the server's, Redis's own is not counted). Each round's
-    figures, and per round ours/theirs (and ours_redis/theirs) of p50, p99 and server CPU per
-    event."""
+    of a change to the low-rate path; `--latency N`). With `floor` the floors as well: bare
+    uvicorn (`floor_uvicorn.py`) and a raw asyncio server (`floor_asyncio.py`). With
+    `redis_url` ours on that Redis store as well (`ours_redis`; its CPU figure is the
+    server's, Redis's own is not counted). Each round's figures, and per round ours/theirs
+    (and ours_redis/theirs) of p50, p99 and server CPU per event."""
     out: dict[str, Any] = {"load_before": list(os.getloadavg()), "rounds": []}
     impls: list[tuple[str, tuple[str, ...]]] = [("ours", ()), ("theirs", ())]
     if floor:
-        impls.append(("bare", ()))
+        impls += [("bare", ()), ("raw", ())]
     if redis_url:
         impls.append(("ours_redis", ("--store", redis_url)))
     keys = ("p50_ms", "p99_ms", "server_cpu_us_per_event")
@@ -842,7 +844,9 @@ def main() -> None:
         "--latency", type=int, metavar="ROUNDS", help="only the latency scenario, ROUNDS times"
     )
     parser.add_argument("--idle", action="store_true", help="only the idle-streams scenario")
-    parser.add_argument("--floor", action="store_true", help="--latency: bare uvicorn as well")
+    parser.add_argument(
+        "--floor", action="store_true", help="--latency: bare uvicorn and raw asyncio as well"
+    )
     parser.add_argument(
         "--redis", action="store_true", help="--latency: ours on a private Redis store as well"
     )

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["FloorApp", "FloorJob"]
+__all__ = ["FloorApp", "FloorJob", "done_frame", "event_frame"]
 
 _HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store")]
 _encode = msgspec.json.encode
@@ -42,6 +42,31 @@ class FloorJob:
     subscribers: list[_Subscriber] = field(default_factory=list)
 
 
+def event_frame(job: FloorJob, action: str, human: str, fields: dict[str, Any]) -> bytes:
+    """The next event of `job` as narration's SSE frame (its id the job's next)."""
+    job.seq += 1
+    data = _encode(
+        {
+            "id": job.seq,
+            "ts": time.time(),
+            "level": "info",
+            "actor": "benchmarks",
+            "action": action,
+            "human": human,
+            "job_id": job.job_id,
+            "fields": fields,
+        }
+    )
+    return b"id: %d\nevent: narration\ndata: %s\n\n" % (job.seq, data)
+
+
+def done_frame(job: FloorJob) -> bytes:
+    """`job`'s `done` terminal frame (its id the job's next)."""
+    job.seq += 1
+    data = b'{"job_id":"%s","state":"completed","error":null}' % job.job_id.encode()
+    return b"id: %d\nevent: done\ndata: %s\n\n" % (job.seq, data)
+
+
 class FloorApp:
     """ASGI: `GET /v1/jobs/{id}/stream` answered here, anything else by `app`."""
 
@@ -56,25 +81,10 @@ class FloorApp:
         return job
 
     def emit(self, job: FloorJob, action: str, human: str, **fields: Any) -> None:
-        job.seq += 1
-        data = _encode(
-            {
-                "id": job.seq,
-                "ts": time.time(),
-                "level": "info",
-                "actor": "benchmarks",
-                "action": action,
-                "human": human,
-                "job_id": job.job_id,
-                "fields": fields,
-            }
-        )
-        self._publish(job, b"id: %d\nevent: narration\ndata: %s\n\n" % (job.seq, data), False)
+        self._publish(job, event_frame(job, action, human, fields), False)
 
     def finish(self, job: FloorJob) -> None:
-        job.seq += 1
-        data = b'{"job_id":"%s","state":"completed","error":null}' % job.job_id.encode()
-        self._publish(job, b"id: %d\nevent: done\ndata: %s\n\n" % (job.seq, data), True)
+        self._publish(job, done_frame(job), True)
 
     def _publish(self, job: FloorJob, frame: bytes, last: bool) -> None:
         for sub in job.subscribers:

@@ -119,3 +119,17 @@ def test_run_all_renders_the_tables(results: dict[str, Any]) -> None:
     aggregated = run_all.aggregate([{"a": 1.0, "b": {"c": 2}}, {"a": 3.0, "b": {"c": 4}}])
     assert aggregated["a"] == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": [1.0, 3.0]}
     assert run_all.medians(aggregated) == {"a": 2.0, "b": {"c": 3.0}}
+
+
+async def test_the_latency_run_with_its_floors_delivers_every_event_on_every_server() -> None:
+    """`bench_stream --latency 1 --floor` at the quick size: narration, sse-starlette, bare
+    uvicorn and the raw asyncio server each deliver every event and report their figures."""
+    answer = await bench_stream.latency_only(1, bench_stream.QUICK, floor=True)
+    (row,) = answer["rounds"]
+    assert [key for key in row if key.endswith("_problems")] == []
+    for impl in ("ours", "theirs", "bare", "raw"):
+        figures = row[impl]
+        assert figures["samples"] > 0, impl
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"], impl
+        assert figures["server_cpu_us_per_event"] > 0, impl
+    assert set(row["ratio"]) == {"p50_ms", "p99_ms", "server_cpu_us_per_event"}
