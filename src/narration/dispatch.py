@@ -30,6 +30,8 @@ class Dispatcher:
     """
 
     def __init__(self) -> None:
+        # Told the muted levels whenever the threshold moves (`n.debug` and friends keep a flag).
+        self.threshold_listeners: list[Callable[[tuple[Level, ...]], None]] = []
         self.muted: tuple[Level, ...] = ()  # the levels below the threshold (`min_rank`)
         self.info_muted = False  # INFO is below the threshold
         self.min_rank = LEVEL_RANK[Level.INFO]
@@ -37,8 +39,6 @@ class Dispatcher:
         self.routes: dict[str, Sink] = {}  # never rebound: `n()` holds a reference to it
         self.taps: tuple[Tap, ...] = ()
         self._taps_changing = threading.Lock()  # captures come and go on several threads
-        # Told the muted levels whenever the threshold moves (`n.debug` and friends keep a flag).
-        self.threshold_listeners: list[Callable[[tuple[Level, ...]], None]] = []
         self.unrouted = 0
         self.sink_errors = 0
 
@@ -54,7 +54,7 @@ class Dispatcher:
         self._min_rank = rank
         self.muted = tuple(level for level, of in LEVEL_RANK.items() if of < rank)
         self.info_muted = Level.INFO in self.muted
-        for listener in getattr(self, "threshold_listeners", ()):  # none yet in __init__
+        for listener in self.threshold_listeners:
             listener(self.muted)
 
     def deliver(self, event: NarrationEvent) -> None:

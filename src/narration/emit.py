@@ -230,8 +230,8 @@ def _add_shortcuts() -> None:
         dispatcher.threshold_listeners.append(follow)
 
 
-_LEVELLED_CODE = _levelled(Level.INFO)[0].__code__  # type: ignore[attr-defined]
 _add_shortcuts()
+_LEVELLED_CODE = n.info.__code__  # type: ignore[attr-defined]  # the code every shortcut runs
 
 narrate = n
 
