@@ -86,6 +86,9 @@ class FrameBuffer:
         """Add `frames` as the next ids, in order (one call per encoded batch: the offsets are
         summed in C); their total size in bytes. The tail is sealed once it passes
         `CHUNK_BYTES`, at the end of the batch."""
+        if len(frames) == 1:  # a lone frame (low rates): `append` costs less than the sums
+            self.append(frames[0])
+            return len(frames[0])
         tail = self._tail
         before = len(tail)
         ends = accumulate(map(len, frames), initial=self._tail_start + before)

@@ -296,14 +296,11 @@ class MemoryEventLog(ReentrySafe, EventLog):
             frames.append(event_frame_from_json(event_id, body))
             estimated += estimate
             event_id += 1
-        if len(frames) == 1:  # one buffer call per slice
-            self._bytes += len(frames[0]) - estimated
-            self._frames.append(frames[0])
-        elif frames:
+        if frames:  # one buffer call per slice
             self._bytes += self._frames.extend(frames) - estimated
         if not pending:
             self._pending = None
-        if self._bytes > self.limits.max_bytes:  # exact now for what was just encoded
+        if self._bytes > self._max_bytes:  # exact now for what was just encoded
             self._drop_oldest()
         return self._slow is None
 
@@ -323,7 +320,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
             if pending and self._frames.next_id == event_id:
                 _, estimate = pending.popleft()
                 self._add_frame(estimate, event_frame_from_json(event_id, body))
-                if self._bytes > self.limits.max_bytes:
+                if self._bytes > self._max_bytes:
                     self._drop_oldest()
             waiter = self._waiter
             self._waiter = None
@@ -438,7 +435,7 @@ class MemoryEventLog(ReentrySafe, EventLog):
         """Drop from the front until within limits (called with the lock held)."""
         limits, frames = self.limits, self._frames
         retained = self._next_id - frames.first_id
-        while retained > 1 and (retained > limits.max_events or self._bytes > limits.max_bytes):
+        while retained > 1 and (retained > limits.max_events or self._bytes > self._max_bytes):
             if len(frames):  # the oldest is encoded
                 self._bytes -= frames.drop_oldest()
             else:  # nothing encoded is left: the oldest is still queued
