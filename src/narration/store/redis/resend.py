@@ -10,14 +10,14 @@ that already left the window are counted as lost and show as one exact `gap`.
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from typing import Any
+
+from .scripts import EVENT_HEAD
 
 __all__ = ["RESEND_EVENTS", "ResendWindow"]
 
 RESEND_EVENTS = 10_000  # acknowledged events kept (~3-5 MB at typical event sizes)
-_HEAD = struct.Struct(">II")  # an event in an append blob: id, JSON length
 
 
 class ResendWindow:
@@ -44,7 +44,7 @@ class ResendWindow:
             if owner is not log:
                 continue
             for index in range(0, len(parts), 2):
-                event_id = _HEAD.unpack(parts[index])[0]
+                event_id = EVENT_HEAD.unpack(parts[index])[0]
                 if after < event_id <= upto:
                     found[event_id] = parts[index + 1]
         events = sorted(found.items())

@@ -10,10 +10,13 @@ passed in ARGV: its format exists only there.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from hashlib import sha1
 
-__all__ = ["SCRIPTS", "Script"]
+__all__ = ["EVENT_HEAD", "SCRIPTS", "Script"]
+
+EVENT_HEAD = struct.Struct(">II")  # an event in an append blob: its id, its JSON's length
 
 # Sets `now`: the Redis server's clock in ms (every replica's leases use this one clock).
 _NOW = """

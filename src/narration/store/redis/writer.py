@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
 import threading
 from collections import deque
 from typing import Any, Protocol
@@ -26,14 +25,13 @@ from .._reentry import ReentrySafe
 from ..base import LogLimits
 from .connection import UNREACHABLE, Connections, Reachability
 from .resend import ResendWindow
-from .scripts import SCRIPTS
+from .scripts import EVENT_HEAD, SCRIPTS
 
 __all__ = ["EventWriter", "QueuedLog"]
 
 logger = logging.getLogger("narration.store.redis")
 
 _WRITE_BATCH = 8192  # queued events per pipelined write
-_HEAD = struct.Struct(">II")  # an event in an append blob: id, JSON length
 
 
 def _per_job(reply: Any, jobs: int) -> list[Any]:
@@ -345,7 +343,7 @@ class EventWriter(ReentrySafe):
     async def _write(self, batch: list[_Item]) -> bool:
         """Write `batch` in one pipelined round trip; False when Redis is unreachable."""
         groups: dict[QueuedLog, list[bytes]] = {}
-        head = _HEAD.pack
+        head = EVENT_HEAD.pack
         await self._encode(batch)
         for log, event_id, item in batch:
             assert type(item) is bytes
@@ -360,25 +358,23 @@ class EventWriter(ReentrySafe):
         # One Redis: one script call for all the batch's jobs (a command's client-side work
         # per batch, not per job; at a few events per job per batch that was per event).
         many = len(logs) > 1 and not self._redis.cluster
+        # What `append` takes after its keys, per job: maxlen, the events' blob, acknowledged id.
+        per_job = {
+            log: (log.maxlen(self._limits), b"".join(groups[log]), log.written) for log in logs
+        }
         if many:
-            keys: list[str] = []
-            argv: list[bytes | int] = []
+            keys = [key for log in logs for key in (log.job_key, log.log_key)]
+            argv = [arg for log in logs for arg in per_job[log]]
+            pipe.execute_command("EVALSHA", SCRIPTS["append_many"].sha, len(keys), *keys, *argv)
+        else:
+            sha = SCRIPTS["append"].sha
             for log in logs:
-                keys += (log.job_key, log.log_key)
-                argv += (log.maxlen(self._limits), b"".join(groups[log]), log.written)
-            sha = SCRIPTS["append_many"].sha
-            pipe.execute_command("EVALSHA", sha, len(keys), *keys, *argv)
-        for log in logs if not many else ():
-            maxlen = log.maxlen(self._limits)
-            blob = b"".join(groups[log])
-            keys_of = (log.job_key, log.log_key)
-            pipe.execute_command("EVALSHA", SCRIPTS["append"].sha, 2, *keys_of, maxlen, blob,
-                                 log.written)  # fmt: skip
-            newest = _HEAD.unpack(groups[log][-2])[0]  # the batch's last id of this job
-            notify = self._redis.notify_args(log.log_key, newest)  # a cluster's tails
-            if notify is not None:
-                pipe.execute_command(*notify)
-                notifies += 1
+                pipe.execute_command("EVALSHA", sha, 2, log.job_key, log.log_key, *per_job[log])
+                newest = EVENT_HEAD.unpack(groups[log][-2])[0]  # the batch's last id of this job
+                notify = self._redis.notify_args(log.log_key, newest)  # a cluster's tails
+                if notify is not None:
+                    pipe.execute_command(*notify)
+                    notifies += 1
         try:
             replies = await self._redis.execute(pipe)
         except UNREACHABLE as exc:
