@@ -22,9 +22,7 @@ Every stream is checked: ids 1..N in order, no gap, one `done` terminal.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import statistics
 import time
@@ -41,6 +39,8 @@ from narration._process import ServiceProcess
 from narration.jobs import Job, JobRegistry
 from narration.testing.redis_server import RedisServer, blocked_xreads, client_list
 from narration.testing.sse import SSEFrame, SSEParser
+
+from ._cli import table_main
 
 __all__ = ["RUN_ALL_REPEATS", "TARGET_EVENTS_PER_S", "run"]
 
@@ -359,12 +359,7 @@ def format_table(results: dict[str, Any]) -> str:
 
 def main() -> None:
     """Command line: print the table (or JSON with --json)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    args = parser.parse_args()
-    results = run(quick=args.quick)
-    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    table_main(__doc__, run, format_table)
 
 
 if __name__ == "__main__":

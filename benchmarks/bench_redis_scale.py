@@ -20,9 +20,7 @@ the cost per event of each part, not the throughput of a machine with a core per
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import time
 from pathlib import Path
@@ -40,6 +38,8 @@ from narration.store.redis.keys import Keys
 from narration.testing.redis_cluster import RedisCluster
 from narration.testing.redis_server import RedisServer
 from narration.testing.sse import SSEParser
+
+from ._cli import table_main
 
 __all__ = ["RUN_ALL_REPEATS", "run"]
 
@@ -283,12 +283,7 @@ def format_table(results: dict[str, Any]) -> str:
 
 def main() -> None:
     """Command line: print the table (or JSON with --json)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    args = parser.parse_args()
-    results = run(quick=args.quick)
-    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    table_main(__doc__, run, format_table)
 
 
 if __name__ == "__main__":
