@@ -394,34 +394,45 @@ async def _until(check: Any, what: str, timeout: float = 10.0) -> None:
 async def test_caught_up_readers_share_one_blocked_redis_connection(
     redis_url: str, raw: aioredis.Redis
 ) -> None:
-    """60 streams of 4 quiet jobs: one XREAD blocks for all, and every event still arrives."""
-    # A read pool of 12 (the default is 48), to show the bound with few streams.
-    harness = await NarrationTestHarness.start(store=f"{redis_url}&max_connections=12")
+    """64 streams of 4 quiet jobs, half on the replica running them, half on another: the
+    owner's writer follows its own (no XREAD for them), one XREAD blocks for all of the
+    other's, and every event still arrives."""
+    # Read pools of 12 (the default is 48), to show the bound with few streams.
+    url = f"{redis_url}&max_connections=12"
+    owner = await NarrationTestHarness.start(store=url)
+    other = await NarrationTestHarness.start(store=url)
     try:
-        jobs = [await harness.submit_job(Operation.hive_list()) for _ in range(4)]
-        streams = [harness.get_sse_stream(job_id) for job_id in jobs for _ in range(15)]
+        jobs = [await owner.submit_job(Operation.hive_list()) for _ in range(4)]
+        streams = [
+            harness.get_sse_stream(job_id)
+            for job_id in jobs
+            for harness in (owner, other)
+            for _ in range(8)
+        ]
         for stream in streams:
             stream.open()
 
         async def all_open() -> bool:
-            health = (await harness.http.get("/health")).json()
-            return bool(health["streams_open"] == 60)
+            opened = 0
+            for harness in (owner, other):
+                opened += (await harness.http.get("/health")).json()["streams_open"]
+            return opened == 64
 
         async def parked() -> bool:
-            return blocked_xreads(await client_list(raw)) == 1  # the shared tail alone
+            return blocked_xreads(await client_list(raw)) == 1  # the other's shared tail
 
-        await _until(all_open, "60 streams open")
-        await _until(parked, "only the shared tail blocked in XREAD")
-        # The read pool's 12, the control pool's 16, the tail's and this test's own: before
-        # the tail and the bounded pools, one connection per waiting reader (60 and more).
-        assert len(await client_list(raw)) <= 12 + 16 + 1 + 1
-        store = harness.state.store
+        await _until(all_open, "64 streams open")
+        await _until(parked, "only the other replica's shared tail blocked in XREAD")
+        # Per replica the read pool's 12, the control pool's 16 and the tail's, and this
+        # test's own: before the tail and the bounded pools, one per waiting reader.
+        assert len(await client_list(raw)) <= 2 * (12 + 16 + 1) + 1
+        store = other.state.store
         assert isinstance(store, RedisStore)
         poke_key = store._key("tail:", store.replica)
         assert 0 < await raw.pttl(poke_key) <= 600_000  # a dead replica's poke stream expires
         for job_id in jobs:
-            emit(harness, job_id, 3)
-            await harness.complete_job(job_id)
+            emit(owner, job_id, 3)
+            await owner.complete_job(job_id)
         for index, stream in enumerate(streams):
             events = await stream.collect_until_done(timeout=10)
             assert [event.id for event in events] == [1, 2, 3], index
@@ -429,7 +440,8 @@ async def test_caught_up_readers_share_one_blocked_redis_connection(
         for stream in streams:
             await stream.close()
     finally:
-        await harness.stop()
+        await owner.stop()
+        await other.stop()
     assert await raw.exists(poke_key) == 0  # removed on close
 
 

@@ -7,7 +7,9 @@ hands it each new frame from the one callback it runs per loop turn, and the fra
 straight into the ASGI `send` (docs/ARCHITECTURE.md section 1: still no per-reader work in
 `n()`, which only schedules that callback). The stream's task sleeps meanwhile, woken only for
 the terminal, a write the transport makes wait (flow control), or the keepalive deadline when
-the server is stopping. The keepalive is one timer per stream, moved on only when it fires.
+the server is stopping or the log asks to be read again when idle (`recheck_when_idle`: Redis
+may forget a job, and only a read finds that out). The keepalive is one timer per stream,
+moved on only when it fires.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..wire import KEEPALIVE_FRAME
 __all__ = ["FollowedStream"]
 
 _EARLY = 0.002  # a timer may fire up to the loop's clock resolution before its deadline
+_RECHECK_S = 0.01  # how long an idle recheck's read may wait (it looks the job up on timeout)
 
 
 @types.coroutine
@@ -61,6 +64,7 @@ class FollowedStream:
         "_error",
         "_last_write",
         "_loop",
+        "_recheck",
         "_sending",
         "_timer",
         "_woken",
@@ -82,6 +86,7 @@ class FollowedStream:
         self._error: BaseException | None = None  # a write that failed while followed
         self._timer: asyncio.TimerHandle | None = None
         self._last_write = 0.0
+        self._recheck = False  # the keepalive deadline passed on a log to read again when idle
 
     async def run(self) -> None:
         """Stream until the terminal (or the server stops), then end the response."""
@@ -95,7 +100,8 @@ class FollowedStream:
                     self._sending = None
                 if self._error is not None:
                     raise self._error
-                result = await self.log.read(self.cursor, timeout=0)
+                recheck, self._recheck = self._recheck, False
+                result = await self.log.read(self.cursor, timeout=_RECHECK_S if recheck else 0)
                 self.cursor = result.cursor
                 if result.frames and self.registry.on_frames is not None:
                     self.registry.on_frames(result.frames)
@@ -103,9 +109,9 @@ class FollowedStream:
                     body = b"".join(result.frames)
                     await self.send({"type": "http.response.body", "body": body})
                     return
-                if result.frames:
+                if result.frames or recheck:
                     self._last_write = loop.time()
-                    body = b"".join(result.frames)
+                    body = b"".join(result.frames) if result.frames else KEEPALIVE_FRAME
                     await self.send({"type": "http.response.body", "body": body, "more_body": True})
                 elif self.log.follow(self.cursor, self):
                     if self._timer is None:
@@ -138,6 +144,10 @@ class FollowedStream:
         if woken is not None and not woken.done():
             woken.set_result(None)
 
+    def recheck(self) -> None:
+        self._recheck = True
+        self.wake()
+
     def _write_now(self, body: bytes) -> None:
         """Run `send` for `body` here; a write that must wait goes on in a task."""
         loop = self._loop
@@ -167,6 +177,9 @@ class FollowedStream:
         if now >= due - _EARLY:
             if self.registry.closing.is_set():
                 self.wake()
+                return
+            if self.log.recheck_when_idle:  # the stream's loop reads, then sends the keepalive
+                self.recheck()
                 return
             if self._sending is None:
                 self._write_now(KEEPALIVE_FRAME)

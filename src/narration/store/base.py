@@ -117,6 +117,10 @@ class Follower(Protocol):
         """The reader must read by itself again (the terminal came, or it refused frames);
         the log no longer follows it."""
 
+    def recheck(self) -> None:
+        """As `wake`, and the log may have ended without a terminal (its store was out of
+        reach and may be back without the job): read with a short wait, which finds out."""
+
 
 class EventLog(ABC):
     """One job's ordered, append-only event log: ids 1, 2, 3, ..., sealed by one terminal."""
@@ -124,7 +128,10 @@ class EventLog(ABC):
     __slots__ = ()  # so that the slots of a subclass take effect (no __dict__ per job)
 
     job_id: str
-    can_follow: ClassVar[bool] = False  # implements `follow` (else readers wait in `read`)
+    can_follow: bool = False  # implements `follow` (else readers wait in `read`)
+    # A followed reader reads again by itself, with a short wait, after each keepalive period
+    # of silence: this log can end without a terminal appended (Redis forgot the job).
+    recheck_when_idle: ClassVar[bool] = False
 
     @abstractmethod
     def append(self, event: NarrationEvent) -> None:

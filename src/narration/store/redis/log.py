@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ...events import NarrationEvent
-from ...wire import terminal_frame
-from ..base import EventLog, LogLimits, ReadResult
+from ...wire import event_frame_from_json, terminal_frame
+from ..base import EventLog, Follower, LogLimits, ReadResult
 from .keys import Keys
 from .reader import StreamReader
+from .scripts import EVENT_HEAD
 from .writer import EventWriter
 
 __all__ = ["LOST_BY_STORE", "RedisEventLog"]
@@ -25,12 +26,20 @@ class RedisEventLog(EventLog):
     events to the store's `EventWriter`, which numbers and queues them. Other replicas get
     read-only views from `RedisStore.log()`; appending to those is counted as `late` and
     ignored. The counters below are the writer's (`QueuedLog`), changed under its lock.
+
+    Caught-up readers are followed (`follow`): those of a log this replica writes by the
+    writer itself, which hands them each batch Redis acknowledged (no read back, no frames
+    rebuilt from the stream); the others, and all of them once the log is handed off (its
+    lease lost, or Redis refused its events), by the replica's shared tail (`tail.py`).
     """
 
     __slots__ = (
+        "_followers",
+        "_local",
         "_reader",
         "_terminal_id",
         "_writer",
+        "can_follow",
         "dropped",
         "encoded",
         "encoded_bytes",
@@ -45,6 +54,7 @@ class RedisEventLog(EventLog):
         "sealed",
         "written",
     )
+    recheck_when_idle = True  # Redis may forget the job: no terminal is appended then
 
     def __init__(
         self,
@@ -61,6 +71,9 @@ class RedisEventLog(EventLog):
         self.owned = owned
         self._writer = writer
         self._reader = reader
+        self.can_follow = reader.can_follow
+        self._local = owned  # followers here get what the writer wrote (else: the tail's)
+        self._followers: dict[Follower, int] | None = None  # the writer's, with cursors
         self.job_key = keys.job(job_id)
         self.log_key = keys.log(job_id)
         self.last_id = last_id  # ids handed out so far (owner) / last seen (view)
@@ -91,12 +104,70 @@ class RedisEventLog(EventLog):
             self.last_id = result.cursor
         return result
 
+    def follow(self, after: int, follower: Follower) -> bool:
+        """Followed from `after` by the writer (an owned log read up to what Redis has
+        acknowledged; False when behind that) or else by the shared tail (which reads what
+        is already there at once); False past the terminal."""
+        terminal = self._terminal_id
+        if terminal is not None and after >= terminal:
+            return False
+        if not self._local:
+            self._reader.follow(self.log_key, after, follower)
+            return True
+        if after < self.written:
+            return False
+        if self._followers is None:
+            self._followers = {}
+        self._followers[follower] = after
+        return True
+
+    def unfollow(self, follower: Follower) -> None:
+        if self._followers is not None and self._followers.pop(follower, None) is not None:
+            return
+        self._reader.unfollow(self.log_key, follower)
+
+    def acknowledged(self, parts: list[bytes]) -> None:
+        followers = self._followers
+        if not followers:
+            return
+        head = EVENT_HEAD.unpack
+        first, last = head(parts[0])[0], head(parts[-2])[0]
+        frames: list[bytes] | None = None
+        for follower, cursor in list(followers.items()):
+            if cursor >= last:
+                continue
+            if cursor < first - 1 or last - first + 1 != len(parts) // 2:  # a hole: a gap
+                del followers[follower]  # that the follower's own read makes
+                follower.wake()
+                continue
+            if frames is None:
+                frames = [
+                    event_frame_from_json(event_id, body)
+                    for event_id, body in zip(range(first, last + 1), parts[1::2], strict=True)
+                ]
+            if follower.deliver(frames[cursor + 1 - first :], last):
+                followers[follower] = last
+            else:
+                del followers[follower]
+                follower.wake()
+
+    def hand_off(self) -> None:
+        """From now on the shared tail follows this log's readers here (its lease is gone,
+        or Redis refused its events): those followed are woken to read and check."""
+        self._local = False
+        followers, self._followers = self._followers, None
+        for follower in followers or ():
+            follower.recheck()
+
     def terminal_id(self) -> int | None:
         return self._terminal_id
 
     def ended(self, terminal_id: int) -> None:
-        """The terminal was written, with id `terminal_id`."""
+        """The terminal was written, with id `terminal_id`: followers read it themselves."""
         self._terminal_id = terminal_id
+        followers, self._followers = self._followers, None
+        for follower in followers or ():
+            follower.wake()
 
     def count(self) -> int:
         if self._terminal_id is not None:

@@ -6,12 +6,12 @@ import asyncio
 from typing import Any
 
 from ...wire import event_frame_from_json, gap_frame, terminal_frame_from_json
-from ..base import ReadResult
+from ..base import Follower, ReadResult
 from .cluster_tail import ClusterTail
 from .connection import BLOCK_CHUNK_S, UNREACHABLE, Connections, Reachability
 from .keys import Keys
-from .shared_frames import SharedFrames
-from .tail import StreamTail, stream_entry_id
+from .shared_frames import SharedFrames, stream_entry_id
+from .tail import StreamTail
 
 __all__ = ["StreamReader", "frames_of"]
 
@@ -118,6 +118,22 @@ class StreamReader:
                 if result.frames or result.done:
                     return result
             waited = entries is not None
+
+    @property
+    def can_follow(self) -> bool:
+        """Whether caught-up readers can be followed (`follow`): on one Redis, by its tail.
+        A cluster's tail reads on notifications, which a failover may lose, so there readers
+        keep waiting in `read` (which reads for itself every few seconds)."""
+        return isinstance(self._tail, StreamTail)
+
+    def follow(self, log_key: str, after: int, follower: Follower) -> None:
+        """Hand `follower` the frames of `log_key` past `after` from the tail (`can_follow`)."""
+        assert isinstance(self._tail, StreamTail)
+        self._tail.follow(log_key, after, follower)
+
+    def unfollow(self, log_key: str, follower: Follower) -> None:
+        if isinstance(self._tail, StreamTail):
+            self._tail.unfollow(log_key, follower)
 
     def _from_tail(self, log_key: str, after: int, entries: list[Any]) -> ReadResult:
         """The frames after `after` of what the tail handed over, its newest id noted."""

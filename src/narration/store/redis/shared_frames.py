@@ -13,9 +13,13 @@ from typing import Any
 
 from ...wire import event_frame_from_json, gap_frame, terminal_frame_from_json
 from ..base import ReadResult
-from .tail import stream_entry_id
 
-__all__ = ["SharedFrames"]
+__all__ = ["SharedFrames", "stream_entry_id"]
+
+
+def stream_entry_id(raw: bytes) -> int:
+    """The event id of a job-log stream entry id (`b"42-0"` -> 42)."""
+    return int(raw.partition(b"-")[0])
 
 
 class SharedFrames:

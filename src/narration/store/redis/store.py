@@ -149,6 +149,7 @@ class RedisStore(Store):
         log = self._owned.get(job_id)
         if log is not None:
             self._writer.seal(log)
+            log.hand_off()  # the replica that ended it writes its terminal
             logger.warning(
                 "narration: the lease of job %s is gone (its lease expired and a replica "
                 "ended it, or Redis lost it); no more of its events are written",
@@ -286,6 +287,7 @@ class RedisStore(Store):
                 self._health.failed(exc)
                 if loop.time() >= deadline:
                     held.discard(record.job_id)
+                    log.hand_off()  # another replica writes its terminal
                     logger.error(
                         "narration: could not end %s in Redis (%s); another replica will "
                         "end it once its lease expires",

@@ -8,6 +8,10 @@ hands the entries it read to every reader whose cursor they pass: a job watched 
 readers costs one XREAD per wake-up, not 1,001. When a reader asks for a stream the pending
 XREAD does not cover, a tiny per-replica "poke" stream, part of every XREAD, is appended to,
 which ends the XREAD so the next one covers it.
+
+A reader can also be followed (`follow`): the tail then hands it the frames past its cursor
+itself, built once per batch for all of them (`SharedFrames`), so a caught-up stream costs
+no future, timeout or task switch per event (`server/following.py`).
 """
 
 from __future__ import annotations
@@ -20,18 +24,16 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-__all__ = ["StreamTail", "stream_entry_id"]
+from ..base import Follower
+from .shared_frames import SharedFrames, stream_entry_id
+
+__all__ = ["StreamTail"]
 
 logger = logging.getLogger("narration.store.redis")
 
 _BLOCK_MS = 5_000  # longest XREAD BLOCK (below the connection's socket timeout)
 _POKE_TTL_MS = 600_000  # the poke stream outlives a replica that died by at most this
 _RETRY_S = 0.5  # pause after Redis could not be reached
-
-
-def stream_entry_id(raw: bytes) -> int:
-    """The event id of a job-log stream entry id (`b"42-0"` -> 42)."""
-    return int(raw.partition(b"-")[0])
 
 
 class StreamTail:
@@ -51,6 +53,9 @@ class StreamTail:
         self._unreachable = unreachable
         self._batch = batch  # entries per stream per XREAD
         self._waiters: dict[str, dict[asyncio.Future[list[Any]], int]] = {}
+        self._followers: dict[str, dict[Follower, int]] = {}  # key -> follower -> cursor
+        self._poking: asyncio.Task[None] | None = None  # a poke on behalf of a follower
+        self._failed = False  # the last XREAD failed: followers recheck once Redis answers
         self._covered: dict[str, int] | None = None  # what the pending XREAD watches
         self._poke_seen = b"0-0"
         self._expiry_set = -float("inf")  # loop time the poke stream's expiry was last set
@@ -79,8 +84,32 @@ class StreamTail:
             if not waiters and self._waiters.get(key) is waiters:
                 del self._waiters[key]
 
+    def follow(self, key: str, after: int, follower: Follower) -> None:
+        """Hand `follower` the frames of stream `key` past `after` as they come (`deliver`),
+        until it refuses some, a batch has a hole, or the terminal comes: then it is woken
+        (`wake`) to read for itself. Event loop thread only."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="narration-redis-tail")
+        self._followers.setdefault(key, {})[follower] = after
+        covered = self._covered
+        if covered is not None and covered.get(key, after + 1) > after and self._poking is None:
+            self._poking = asyncio.get_running_loop().create_task(self._poke())
+            self._poking.add_done_callback(self._poked)
+        self._work.set()
+
+    def unfollow(self, key: str, follower: Follower) -> None:
+        """Stop handing frames to `follower` (nothing if it is not followed)."""
+        followers = self._followers.get(key)
+        if followers is not None and followers.pop(follower, None) is not None and not followers:
+            del self._followers[key]
+
+    def _poked(self, _: asyncio.Task[None]) -> None:
+        self._poking = None
+
     async def close(self) -> None:
         """Stop the tail task, remove the poke stream, disconnect."""
+        if self._poking is not None:
+            self._poking.cancel()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -109,23 +138,35 @@ class StreamTail:
                 cursors = [after for future, after in waiters.items() if not future.done()]
                 if cursors:
                     covered[key] = min(cursors)
+            for key, cursors_of in self._followers.items():
+                lowest = min(cursors_of.values())
+                covered[key] = min(lowest, covered.get(key, lowest))
             if not covered:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            command: list[Any] = ["XREAD", "COUNT", self._batch, "BLOCK", _BLOCK_MS, "STREAMS"]
+            # After a failure, one XREAD that does not block: it tells at once that Redis is back.
+            block = [] if self._failed else ["BLOCK", _BLOCK_MS]
+            command: list[Any] = ["XREAD", "COUNT", self._batch, *block, "STREAMS"]
             command += [self._poke_key, *covered, self._poke_seen]
             command += [b"%d-0" % after for after in covered.values()]
             self._covered = covered
             try:
                 reply = await self._client.execute_command(*command)  # type: ignore[no-untyped-call]
-            except Exception as exc:  # readers time out and read for themselves meanwhile
+            except Exception as exc:  # waiting readers time out and read for themselves
                 if not isinstance(exc, self._unreachable):
                     logger.exception("narration: the Redis stream tail failed")
+                self._failed = True  # and followers are rechecked once Redis answers
                 await asyncio.sleep(_RETRY_S)
                 continue
             finally:
                 self._covered = None
+            if self._failed:  # Redis may be back without some jobs: followers find out
+                self._failed = False
+                rechecked, self._followers = self._followers, {}
+                for of_key in rechecked.values():
+                    for follower in of_key:
+                        follower.recheck()
             woken = False
             for raw_key, entries in reply or ():
                 key = raw_key.decode()
@@ -137,5 +178,29 @@ class StreamTail:
                     if after < newest and not future.done():
                         future.set_result(entries)
                         woken = True
+                followed = self._followers.get(key)
+                if followed:
+                    self._hand_over(followed, entries, newest)
+                    if not followed:
+                        del self._followers[key]
             if woken:  # let the woken readers write and wait here again first, so that the
                 await asyncio.sleep(0)  # next XREAD covers them (else each would poke it)
+
+    @staticmethod
+    def _hand_over(followers: dict[Follower, int], entries: list[Any], newest: int) -> None:
+        """Deliver the frames of `entries` to the followers they concern; wake (and forget)
+        those that refuse them, and those a hole or the terminal leaves to read themselves."""
+        shared: SharedFrames | None = None
+        for follower, after in list(followers.items()):
+            if after >= newest:
+                continue
+            if shared is None:
+                shared = SharedFrames(entries)
+            result = shared.after(after)  # None: a hole; done: the terminal
+            if result is not None and not result.done:
+                frames, cursor = result.frames, result.cursor
+                if not frames or follower.deliver(frames, cursor):
+                    followers[follower] = cursor
+                    continue
+            del followers[follower]
+            follower.wake()

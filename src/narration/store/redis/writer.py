@@ -68,6 +68,16 @@ class QueuedLog(Protocol):
         """How many entries the job's stream keeps."""
         ...
 
+    def acknowledged(self, parts: list[bytes]) -> None:
+        """Redis acknowledged these events (EVENT_HEAD, JSON, ... as written): hand them to
+        this replica's followers of the log. Event loop thread, no lock held."""
+        ...
+
+    def hand_off(self) -> None:
+        """Redis refused this log's events (the job is gone, or ended elsewhere): its
+        followers here read for themselves from now on."""
+        ...
+
 
 _Item = tuple[QueuedLog, int, "NarrationEvent | bytes"]  # log, event id, event (then its JSON)
 
@@ -340,8 +350,51 @@ class EventWriter(ReentrySafe):
                 log.encoded += 1
                 log.encoded_bytes += len(body)
 
+    async def _write_one_call(
+        self, logs: list[QueuedLog], per_job: dict[QueuedLog, tuple[int, bytes, int]]
+    ) -> list[Any]:
+        """One Redis: the batch in one script call, whatever its jobs (a command's client-side
+        work per batch, not per job), as one command (a pipeline of one costs more). A result
+        per job, a refusal as an exception."""
+        try:
+            if len(logs) == 1:
+                log = logs[0]
+                keys: list[str] = [log.job_key, log.log_key]
+                reply = await self._redis.command(
+                    "EVALSHA", SCRIPTS["append"].sha, 2, *keys, *per_job[log]
+                )
+                return [reply]
+            keys = [key for log in logs for key in (log.job_key, log.log_key)]
+            argv = [arg for log in logs for arg in per_job[log]]
+            sha = SCRIPTS["append_many"].sha
+            reply = await self._redis.command("EVALSHA", sha, len(keys), *keys, *argv)
+        except ResponseError as exc:  # NoScriptError among them
+            return [exc] * len(logs)
+        return _per_job(reply, len(logs))
+
+    async def _write_per_job(
+        self,
+        logs: list[QueuedLog],
+        groups: dict[QueuedLog, list[bytes]],
+        per_job: dict[QueuedLog, tuple[int, bytes, int]],
+    ) -> list[Any]:
+        """A cluster, whose jobs sit in different slots: one pipelined `append` per job, each
+        followed by the notification its node's tails wait for. A result per job."""
+        pipe = self._redis.control.pipeline(transaction=False)
+        sha = SCRIPTS["append"].sha
+        notifies = 0
+        for log in logs:
+            pipe.execute_command("EVALSHA", sha, 2, log.job_key, log.log_key, *per_job[log])
+            newest = EVENT_HEAD.unpack(groups[log][-2])[0]  # the batch's last id of this job
+            notify = self._redis.notify_args(log.log_key, newest)
+            if notify is not None:
+                pipe.execute_command(*notify)
+                notifies += 1
+        replies = await self._redis.execute(pipe)
+        return replies[:: 2 if notifies else 1]
+
     async def _write(self, batch: list[_Item]) -> bool:
-        """Write `batch` in one pipelined round trip; False when Redis is unreachable."""
+        """Write `batch` in one round trip; False when Redis is unreachable."""
         groups: dict[QueuedLog, list[bytes]] = {}
         head = EVENT_HEAD.pack
         await self._encode(batch)
@@ -352,35 +405,19 @@ class EventWriter(ReentrySafe):
                 args = groups[log] = []
             args.append(head(event_id, len(item)))
             args.append(item)
-        pipe = self._redis.control.pipeline(transaction=False)
         logs = list(groups)
-        notifies = 0
-        # One Redis: one script call for all the batch's jobs (a command's client-side work
-        # per batch, not per job; at a few events per job per batch that was per event).
-        many = len(logs) > 1 and not self._redis.cluster
         # What `append` takes after its keys, per job: maxlen, the events' blob, acknowledged id.
         per_job = {
             log: (log.maxlen(self._limits), b"".join(groups[log]), log.written) for log in logs
         }
-        if many:
-            keys = [key for log in logs for key in (log.job_key, log.log_key)]
-            argv = [arg for log in logs for arg in per_job[log]]
-            pipe.execute_command("EVALSHA", SCRIPTS["append_many"].sha, len(keys), *keys, *argv)
-        else:
-            sha = SCRIPTS["append"].sha
-            for log in logs:
-                pipe.execute_command("EVALSHA", sha, 2, log.job_key, log.log_key, *per_job[log])
-                newest = EVENT_HEAD.unpack(groups[log][-2])[0]  # the batch's last id of this job
-                notify = self._redis.notify_args(log.log_key, newest)  # a cluster's tails
-                if notify is not None:
-                    pipe.execute_command(*notify)
-                    notifies += 1
         try:
-            replies = await self._redis.execute(pipe)
+            if self._redis.cluster:
+                results = await self._write_per_job(logs, groups, per_job)
+            else:
+                results = await self._write_one_call(logs, per_job)
         except UNREACHABLE as exc:
             self._reachability.failed(exc)
             return False
-        results = _per_job(replies[0], len(logs)) if many else replies[:: 2 if notifies else 1]
         failed = next((r for r in results if isinstance(r, UNREACHABLE)), None)
         if failed is not None:  # a cluster node, not all: write again (ids are skipped)
             self._reachability.failed(failed)
@@ -398,6 +435,7 @@ class EventWriter(ReentrySafe):
             self._writing = len(batch)
             return False
         refused: list[tuple[str, Exception | str]] = []
+        done: list[tuple[QueuedLog, bool]] = []  # (log, written) to tell its followers
         with self:
             for log, result in zip(logs, results, strict=True):
                 count = len(groups[log]) // 2
@@ -405,7 +443,9 @@ class EventWriter(ReentrySafe):
                 if type(result) is int and result > 0:
                     log.written = max(log.written, result)
                     self._window.keep(log, groups[log])
-                elif isinstance(result, Exception) or result == -1:
+                    done.append((log, True))
+                    continue
+                if isinstance(result, Exception) or result == -1:
                     if not log.lost:  # once per job: the rest is counted
                         gone = "the job is gone from Redis (restarted empty, or flushed)"
                         refused.append((log.job_id, gone if result == -1 else result))
@@ -413,6 +453,12 @@ class EventWriter(ReentrySafe):
                     self.lost += count
                 elif result == -2:
                     log.late += count
+                done.append((log, False))
+        for log, written in done:  # outside the lock: followers write to their streams
+            if written:
+                log.acknowledged(groups[log])
+            else:
+                log.hand_off()
         for job_id, error in refused:  # logged outside the lock: a handler may narrate
             logger.error("narration: Redis refused events of %s: %s", job_id, error)
         return True
