@@ -7,6 +7,7 @@ import pytest
 from narration.dispatch import dispatcher
 from otel_helpers import otel  # noqa: F401 - pytest fixture
 from redis_server import redis_cluster, redis_server, redis_url, store_url  # noqa: F401
+from redis_stores import raw  # noqa: F401
 
 
 @pytest.fixture

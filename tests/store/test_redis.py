@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections import deque
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,14 +13,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from narration import n, narration_context
 from narration.dispatch import dispatcher
-from narration.events import Level, NarrationEvent
+from narration.events import NarrationEvent
 from narration.operations import Operation
 from narration.server.app import server_state
-from narration.store import JobRecord, ReadResult, open_store
+from narration.store import ReadResult, open_store
 from narration.store.redis import (
     LOST_BY_STORE,
     OWNER_LOST,
-    RedisEventLog,
     RedisOptions,
     RedisStore,
 )
@@ -31,45 +28,10 @@ from narration.testing import NarrationTestHarness
 from narration.testing.redis_server import RedisServer, blocked_xreads, client_list
 from narration.wire import terminal_frame
 from redis_server import TcpProxy
+from redis_stores import event, running_job, store_for
 from stream_helpers import emit, parse_frames, read_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
-
-
-def event(i: int, job_id: str) -> NarrationEvent:
-    return NarrationEvent(
-        ts=time.time(), level=Level.INFO, actor="test", action="step", human=f"step {i}",
-        job_id=job_id, fields={"i": i},
-    )  # fmt: skip
-
-
-def record(job_id: str = "job-00000000-0000-4000-8000-000000000001") -> JobRecord:
-    return JobRecord(job_id, {"operation": "hive_list"}, "corr-1", created_at=time.time())
-
-
-async def running_job(
-    store: RedisStore, job_id: str | None = None
-) -> tuple[JobRecord, RedisEventLog]:
-    rec = record(job_id) if job_id else record()
-    log = await store.create(rec)
-    assert isinstance(log, RedisEventLog)
-    rec.state, rec.started_at = "running", time.time()
-    await store.start(rec)
-    return rec, log
-
-
-def store_for(url: str, **changes: object) -> RedisStore:
-    _, options = RedisOptions.from_url(url, environ={})
-    return RedisStore(url, options=dataclasses.replace(options, **changes))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def raw(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(port=redis_server.port)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def test_open_store_picks_redis_and_url_options_win_over_env() -> None:
