@@ -28,6 +28,7 @@ class Recorder:
         self.cursor = 0
         self.woken = 0
         self.rechecked = 0
+        self.finished = False
         self.refuse_after = refuse_after  # refuse batches once it has this many events
         self.changed = asyncio.Event()
 
@@ -41,6 +42,11 @@ class Recorder:
 
     def wake(self) -> None:
         self.woken += 1
+        self.changed.set()
+
+    def finish(self, frames: list[bytes], cursor: int) -> None:
+        self.batches.append(frames)
+        self.cursor, self.finished = cursor, True
         self.changed.set()
 
     def recheck(self) -> None:
@@ -83,13 +89,22 @@ async def test_the_owner_hands_what_redis_acknowledged_to_its_followers(
             await log.flush()
         assert await _xreads(raw) == 0
         assert a.ids() == b.ids() == list(range(2, 22))
+        behind = await log.read(10, 0)  # just written: read from what the writer kept
+        assert await _xreads(raw) == 0
+        assert (behind.cursor, behind.frames) == (21, [f for batch in a.batches[9:] for f in batch])
         assert a.batches[0][0] is b.batches[0][0]  # built once, for both
         assert (a.woken, b.woken, a.rechecked) == (0, 0, 0)
         rec.state, rec.finished_at = "completed", time.time()
         await store.finish(rec, log)
-        assert (a.woken, b.woken) == (1, 1)  # the terminal: each reads it itself
+        assert a.finished and b.finished  # handed the terminal: no read of their own
+        assert a.ids() == b.ids() == list(range(2, 23))
+        assert a.batches[-1] == [
+            b'id: 22\nevent: done\ndata: {"job_id":"%s","state":'
+            b'"completed","error":null}\n\n' % rec.job_id.encode()
+        ]
+        assert (a.woken, b.woken, a.cursor) == (0, 0, 22)
         result = await log.read(21, 0)
-        assert result.done and result.cursor == 22
+        assert result.done and result.cursor == 22 and result.frames == a.batches[-1]
     finally:
         await store.close()
 
@@ -134,8 +149,9 @@ async def test_another_replicas_followers_get_each_batch_from_one_shared_xread(
         assert await _xreads(raw) <= 20 + 2  # one per batch (and the tail's first)
         rec.state, rec.finished_at = "completed", time.time()
         await owner.finish(rec, log)
-        for follower in followers:  # the terminal: each is woken to read it itself
-            await follower.until(lambda f=follower: f.woken == 1)
+        for follower in followers:  # the terminal, from the same one XREAD for all
+            await follower.until(lambda f=follower: f.finished)
+            assert (follower.cursor, follower.woken, follower.ids()[-1]) == (21, 0, 21)
         result = await view.read(20, 0)
         assert result.done and result.cursor == 21
     finally:
@@ -164,7 +180,8 @@ async def test_a_job_ended_elsewhere_hands_the_owners_followers_to_the_tail(
         assert (log.late, follower.rechecked, follower.batches) == (1, 1, [])
         again = Recorder()
         assert log.follow(0, again)  # by the tail now, which finds the terminal at once
-        await again.until(lambda: again.woken == 1)
+        await again.until(lambda: again.finished)
+        assert again.ids() == [1]
         result = await log.read(0, 0)
         assert result.done and result.cursor == 1
     finally:

@@ -62,6 +62,7 @@ class FollowedStream:
 
     __slots__ = (
         "_error",
+        "_finished",
         "_last_write",
         "_loop",
         "_recheck",
@@ -87,6 +88,7 @@ class FollowedStream:
         self._timer: asyncio.TimerHandle | None = None
         self._last_write = 0.0
         self._recheck = False  # the keepalive deadline passed on a log to read again when idle
+        self._finished = False  # the log handed over the terminal: end the response
 
     async def run(self) -> None:
         """Stream until the terminal (or the server stops), then end the response."""
@@ -100,6 +102,9 @@ class FollowedStream:
                     self._sending = None
                 if self._error is not None:
                     raise self._error
+                if self._finished:
+                    await self.send({"type": "http.response.body", "body": b""})
+                    return
                 recheck, self._recheck = self._recheck, False
                 result = await self.log.read(self.cursor, timeout=_RECHECK_S if recheck else 0)
                 self.cursor = result.cursor
@@ -143,6 +148,11 @@ class FollowedStream:
         woken = self._woken
         if woken is not None and not woken.done():
             woken.set_result(None)
+
+    def finish(self, frames: list[bytes], cursor: int) -> None:
+        if self.deliver(frames, cursor):
+            self._finished = True
+        self.wake()
 
     def recheck(self) -> None:
         self._recheck = True

@@ -117,6 +117,10 @@ class Follower(Protocol):
         """The reader must read by itself again (the terminal came, or it refused frames);
         the log no longer follows it."""
 
+    def finish(self, frames: list[bytes], cursor: int) -> None:
+        """Take the last `frames` (the terminal's last, with id `cursor`) and end: the log no
+        longer follows it (it reads for itself if it cannot take them now)."""
+
     def recheck(self) -> None:
         """As `wake`, and the log may have ended without a terminal (its store was out of
         reach and may be back without the job): read with a short wait, which finds out."""

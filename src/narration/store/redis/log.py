@@ -94,6 +94,11 @@ class RedisEventLog(EventLog):
         terminal = self._terminal_id
         if terminal is not None and after >= terminal:
             return ReadResult([], after, True)
+        if terminal is None and self.owned and after < self.written:  # maybe still at hand
+            kept = self._writer.kept(self, after)
+            if kept:
+                frames = [event_frame_from_json(event_id, body) for event_id, body in kept]
+                return ReadResult(frames, kept[-1][0], False)
         result = await self._reader.read(self.log_key, self.job_key, after, timeout)
         if result.done:
             if not result.frames:  # Redis no longer has the job: end the stream with an error
@@ -162,12 +167,16 @@ class RedisEventLog(EventLog):
     def terminal_id(self) -> int | None:
         return self._terminal_id
 
-    def ended(self, terminal_id: int) -> None:
-        """The terminal was written, with id `terminal_id`: followers read it themselves."""
+    def ended(self, terminal_id: int, frame: bytes | None = None) -> None:
+        """The terminal was written, with id `terminal_id` (its `frame`, if known, is handed
+        to the followers it follows on; the others read it themselves)."""
         self._terminal_id = terminal_id
         followers, self._followers = self._followers, None
-        for follower in followers or ():
-            follower.wake()
+        for follower, cursor in (followers or {}).items():
+            if frame is not None and cursor == terminal_id - 1:
+                follower.finish([frame], terminal_id)
+            else:
+                follower.wake()
 
     def count(self) -> int:
         if self._terminal_id is not None:

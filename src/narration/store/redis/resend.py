@@ -1,4 +1,4 @@
-"""The events Redis acknowledged last, kept to write again if Redis loses them.
+"""The events Redis acknowledged last, kept to write again if Redis loses them (and to read).
 
 Redis answers a write before its replicas (or its append-only file, with `everysec`) have it:
 a primary that dies right after, or a restart, can lose events it acknowledged. The append
@@ -6,6 +6,9 @@ script sees it (the job's stored last id is below what the writer knows was writ
 says so; the writer then takes those events from this window, oldest first, and writes them
 again ahead of everything else, so readers get them in order and no id is skipped. Events
 that already left the window are counted as lost and show as one exact `gap`.
+
+The owner's readers a little behind read from the window too (`since`): the events they
+need were just written, so they are not read back from Redis and parsed again.
 """
 
 from __future__ import annotations
@@ -49,3 +52,29 @@ class ResendWindow:
                     found[event_id] = parts[index + 1]
         events = sorted(found.items())
         return events, (upto - after) - len(events)
+
+    def since(self, log: Any, after: int, upto: int) -> list[tuple[int, bytes]] | None:
+        """`log`'s events with ids `after`+1 .. `upto`, in order, if the window has every one;
+        None if not (the caller reads them from Redis)."""
+        writes: list[list[bytes]] = []
+        for owner, parts in reversed(self._writes):  # the newest writes of `log`, back to `after`
+            if owner is not log:
+                continue
+            writes.append(parts)
+            if EVENT_HEAD.unpack(parts[0])[0] <= after + 1:
+                break
+        else:
+            return None
+        events: list[tuple[int, bytes]] = []
+        cursor = after
+        unpack = EVENT_HEAD.unpack
+        for parts in reversed(writes):
+            for index in range(0, len(parts), 2):
+                event_id = unpack(parts[index])[0]
+                if event_id <= cursor:
+                    continue  # before `after`, or written twice (sent again after a loss)
+                if event_id != cursor + 1 or event_id > upto:
+                    return events if cursor == upto else None
+                events.append((event_id, parts[index + 1]))
+                cursor = event_id
+        return events if cursor == upto else None

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from ..._backoff import Backoff
-from ...wire import TERMINAL_EVENTS, terminal_data
+from ...wire import TERMINAL_EVENTS, terminal_data, terminal_frame
 from ..base import EventLog, JobRecord, LogLimits, Store
 from ..query import JobPage, JobQuery
 from .cancels import CancelInbox
@@ -301,7 +301,7 @@ class RedisStore(Store):
         with contextlib.suppress(*UNREACHABLE):  # else it expires; the reaper finds it final
             await self._redis.command("ZREM", self._keys.leases, record.job_id)
         if result > 0:
-            log.ended(result)
+            log.ended(result, terminal_frame(result, record.job_id, record.state, record.error))
             await self._redis.notify(log.log_key, result)
             until = time.monotonic() + 2 * self.options.lease_ttl_s
             self._ends[record.job_id] = (log, keys, args, self._health.recoveries, until)

@@ -188,8 +188,8 @@ class StreamTail:
 
     @staticmethod
     def _hand_over(followers: dict[Follower, int], entries: list[Any], newest: int) -> None:
-        """Deliver the frames of `entries` to the followers they concern; wake (and forget)
-        those that refuse them, and those a hole or the terminal leaves to read themselves."""
+        """Deliver the frames of `entries` to the followers they concern, the terminal with
+        `finish`; wake (and forget) those that refuse them or that a hole leaves to read."""
         shared: SharedFrames | None = None
         for follower, after in list(followers.items()):
             if after >= newest:
@@ -203,4 +203,7 @@ class StreamTail:
                     followers[follower] = cursor
                     continue
             del followers[follower]
-            follower.wake()
+            if result is not None and result.done:
+                follower.finish(result.frames, result.cursor)
+            else:
+                follower.wake()

@@ -121,6 +121,11 @@ class EventWriter(ReentrySafe):
         self._wake: asyncio.Event | None = None
         self._progress: asyncio.Future[None] | None = None
 
+    def kept(self, log: QueuedLog, after: int) -> list[tuple[int, bytes]] | None:
+        """`log`'s acknowledged events after id `after` (up to `log.written`), from the
+        resend window, if it still has them all (else None)."""
+        return self._window.since(log, after, log.written)
+
     @property
     def backlog(self) -> int:
         """Events not written yet (queued, or in the write in progress)."""
