@@ -14,8 +14,9 @@ runs here and reads the job's SSE stream over a real socket. Per store:
   parsed by the client, p50 / p99 / max in ms;
 - idle streams (Redis only): 1,000 SSE clients watch one quiet job; once all are open and
   caught up, the Redis connections the server holds are counted (`CLIENT LIST`), then the job
-  is cancelled and the time until every client has its `cancelled` terminal is measured (one
-  stream entry waking 1,000 waiting readers through the replica's shared tail).
+  is cancelled and the time until every client has its `cancelled` terminal is measured (the
+  replica running the job follows its own readers: its end hands the terminal to all 1,000,
+  with no XREAD blocked meanwhile and none read back).
 
 Every stream is checked: ids 1..N in order, no gap, one `done` terminal.
 """
@@ -259,10 +260,10 @@ async def _idle_streams(store: str, redis_port: int, count: int) -> dict[str, An
                     break
                 await asyncio.sleep(0.1)
             blocked = count
-            for _ in range(100):  # until only the tail blocks (each had a 50 ms block first)
+            for _ in range(100):  # until no XREAD blocks: the job's replica follows its readers
                 clients = await client_list(watcher)
                 blocked = blocked_xreads(clients)
-                if blocked <= 1:
+                if blocked == 0:
                     break
                 await asyncio.sleep(0.05)
             held = len(clients) - 1  # not this watcher's own

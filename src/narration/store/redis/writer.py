@@ -14,38 +14,25 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from typing import Any, Protocol
+from typing import Protocol
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from ..._backoff import Backoff
 from ...events import NarrationEvent
 from ...safe_encode import encode_now, encode_off_loop
 from .._reentry import ReentrySafe
 from ..base import LogLimits
+from .batch import write_batch
 from .connection import UNREACHABLE, Connections, Reachability
 from .resend import ResendWindow
-from .scripts import EVENT_HEAD, SCRIPTS
+from .scripts import EVENT_HEAD
 
 __all__ = ["EventWriter", "QueuedLog"]
 
 logger = logging.getLogger("narration.store.redis")
 
 _WRITE_BATCH = 8192  # queued events per pipelined write
-
-
-def _per_job(reply: Any, jobs: int) -> list[Any]:
-    """`append_many`'s reply as one result per job, as `append` answers: a failed call fails
-    every job; a job's {-4, message} becomes that job's error."""
-    if not isinstance(reply, list):
-        return [reply] * jobs
-    return [
-        ResponseError(_text(r[1])) if type(r) is list and r and r[0] == -4 else r for r in reply
-    ]
-
-
-def _text(value: object) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 class QueuedLog(Protocol):
@@ -355,49 +342,6 @@ class EventWriter(ReentrySafe):
                 log.encoded += 1
                 log.encoded_bytes += len(body)
 
-    async def _write_one_call(
-        self, logs: list[QueuedLog], per_job: dict[QueuedLog, tuple[int, bytes, int]]
-    ) -> list[Any]:
-        """One Redis: the batch in one script call, whatever its jobs (a command's client-side
-        work per batch, not per job), as one command (a pipeline of one costs more). A result
-        per job, a refusal as an exception."""
-        try:
-            if len(logs) == 1:
-                log = logs[0]
-                keys: list[str] = [log.job_key, log.log_key]
-                reply = await self._redis.command(
-                    "EVALSHA", SCRIPTS["append"].sha, 2, *keys, *per_job[log]
-                )
-                return [reply]
-            keys = [key for log in logs for key in (log.job_key, log.log_key)]
-            argv = [arg for log in logs for arg in per_job[log]]
-            sha = SCRIPTS["append_many"].sha
-            reply = await self._redis.command("EVALSHA", sha, len(keys), *keys, *argv)
-        except ResponseError as exc:  # NoScriptError among them
-            return [exc] * len(logs)
-        return _per_job(reply, len(logs))
-
-    async def _write_per_job(
-        self,
-        logs: list[QueuedLog],
-        groups: dict[QueuedLog, list[bytes]],
-        per_job: dict[QueuedLog, tuple[int, bytes, int]],
-    ) -> list[Any]:
-        """A cluster, whose jobs sit in different slots: one pipelined `append` per job, each
-        followed by the notification its node's tails wait for. A result per job."""
-        pipe = self._redis.control.pipeline(transaction=False)
-        sha = SCRIPTS["append"].sha
-        notifies = 0
-        for log in logs:
-            pipe.execute_command("EVALSHA", sha, 2, log.job_key, log.log_key, *per_job[log])
-            newest = EVENT_HEAD.unpack(groups[log][-2])[0]  # the batch's last id of this job
-            notify = self._redis.notify_args(log.log_key, newest)
-            if notify is not None:
-                pipe.execute_command(*notify)
-                notifies += 1
-        replies = await self._redis.execute(pipe)
-        return replies[:: 2 if notifies else 1]
-
     async def _write(self, batch: list[_Item]) -> bool:
         """Write `batch` in one round trip; False when Redis is unreachable."""
         groups: dict[QueuedLog, list[bytes]] = {}
@@ -416,10 +360,7 @@ class EventWriter(ReentrySafe):
             log: (log.maxlen(self._limits), b"".join(groups[log]), log.written) for log in logs
         }
         try:
-            if self._redis.cluster:
-                results = await self._write_per_job(logs, groups, per_job)
-            else:
-                results = await self._write_one_call(logs, per_job)
+            results = await write_batch(self._redis, logs, groups, per_job)
         except UNREACHABLE as exc:
             self._reachability.failed(exc)
             return False
