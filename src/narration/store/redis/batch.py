@@ -40,16 +40,17 @@ async def _one_call(
     redis: Connections, logs: list[_JobKeys], per_job: dict[Any, tuple[int, bytes, int]]
 ) -> list[Any]:
     """One Redis: the batch in one script call, whatever its jobs (a command's client-side work
-    per batch, not per job), as one command (a pipeline of one costs more)."""
+    per batch, not per job), as one command on the writer's own connection."""
     try:
         if len(logs) == 1:
             log = logs[0]
             sha = SCRIPTS["append"].sha
-            return [await redis.command("EVALSHA", sha, 2, log.job_key, log.log_key, *per_job[log])]
+            keys = [log.job_key, log.log_key]
+            return [await redis.write_command("EVALSHA", sha, 2, *keys, *per_job[log])]
         keys = [key for log in logs for key in (log.job_key, log.log_key)]
         argv = [arg for log in logs for arg in per_job[log]]
         sha = SCRIPTS["append_many"].sha
-        reply = await redis.command("EVALSHA", sha, len(keys), *keys, *argv)
+        reply = await redis.write_command("EVALSHA", sha, len(keys), *keys, *argv)
     except ResponseError as exc:  # NoScriptError among them: the writer loads the scripts
         return [exc] * len(logs)
     if not isinstance(reply, list):

@@ -16,9 +16,16 @@ from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ClusterDownError, NoScriptError, RedisClusterException, TryAgainError
+from redis.exceptions import (
+    ClusterDownError,
+    NoScriptError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -171,6 +178,7 @@ class Connections:
         self.reads: Client
         self.tail: Client
         self._control_slots: asyncio.Semaphore | None = None  # the blocking pools wait
+        self._writer: AbstractConnection | None = None  # the writer's own (one Redis only)
         self._read_slots: asyncio.Semaphore | None = None
         if self.cluster:
             # redis-py's cluster pools fail when full instead of waiting: the semaphores make
@@ -219,6 +227,23 @@ class Connections:
             return await self.control.execute_command(*args)
         async with self._control_slots:
             return await on_cluster(self.control, args)
+
+    async def write_command(self, *args: Any) -> Any:
+        """`command` on the event writer's own connection (one Redis only; the writer has one
+        write in flight at a time): no pool, lock or retry wrapper. Client CPU per PING on
+        this VM: 123 µs through the client, 83 on its connection, 61 on bare asyncio streams."""
+        connection = self._writer
+        if connection is None:
+            assert isinstance(self.control, aioredis.Redis)
+            connection = self._writer = self.control.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_packed_command(connection.pack_command(*args), False)
+            return await connection.read_response()
+        except ResponseError:
+            raise  # Redis answered: the connection is fine
+        except BaseException:  # cut off mid-command (or cancelled): start over on a new one
+            await connection.disconnect(nowait=True)
+            raise
 
     async def read_command(self, *args: Any) -> Any:
         """`command` on the readers' own pool (stream reads, the tail's pokes)."""
@@ -283,5 +308,7 @@ class Connections:
         """Disconnect the pools (the tail's connection is closed by the tail)."""
         if self.cluster:
             await self.tail.aclose()
+        if self._writer is not None:
+            await self._writer.disconnect()
         await self.reads.aclose()
         await self.control.aclose()
