@@ -2,14 +2,14 @@
 
 At a few events per second per stream, waking the stream's task for each event costs more
 than the event: a future resolved, a task step, a keepalive timer pushed and cancelled. So
-once a reader has caught up, a log that can follow (`EventLog.follow`, the memory store's)
-hands it each new frame from the one callback it runs per loop turn, and the frame goes
-straight into the ASGI `send` (docs/ARCHITECTURE.md section 1: still no per-reader work in
-`n()`, which only schedules that callback). The stream's task sleeps meanwhile, woken only for
-the terminal, a write the transport makes wait (flow control), or the keepalive deadline when
-the server is stopping or the log asks to be read again when idle (`recheck_when_idle`: Redis
-may forget a job, and only a read finds that out). The keepalive is one timer per stream,
-moved on only when it fires.
+once a reader has caught up, a log that can follow (`EventLog.follow`) hands it each new frame
+as it comes (the memory log from the one callback it runs per loop turn, the Redis log from
+its writer or its replica's shared tail), and the frame goes straight into the ASGI `send`
+(docs/ARCHITECTURE.md section 1: still no per-reader work in `n()`). The stream's task sleeps
+meanwhile, woken only for the terminal (or handed it: `finish`), a write the transport makes
+wait (flow control), or the keepalive deadline when the server is stopping or the log asks to
+be read again when idle (`recheck_when_idle`: Redis may forget a job, and only a read finds
+that out). The keepalive is one timer per stream, moved on only when it fires.
 """
 
 from __future__ import annotations
