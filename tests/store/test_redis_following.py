@@ -163,8 +163,8 @@ async def test_a_job_ended_elsewhere_hands_the_owners_followers_to_the_tail(
     redis_url: str,
 ) -> None:
     """The owner stalled and another replica ended its job: the owner's next write is refused,
-    its follower is told to read again (and check), and following again, it is woken by the
-    tail for the other replica's terminal."""
+    its follower is told to read again (and check), and following again, it is handed the
+    other replica's terminal by the tail."""
     owner = store_for(redis_url, lease_ttl_s=0.4)
     rec, log = await running_job(owner)
     reaper = store_for(redis_url, reaper=False)
