@@ -86,8 +86,9 @@ class StreamTail:
 
     def follow(self, key: str, after: int, follower: Follower) -> None:
         """Hand `follower` the frames of stream `key` past `after` as they come (`deliver`),
-        until it refuses some, a batch has a hole, or the terminal comes: then it is woken
-        (`wake`) to read for itself. Event loop thread only."""
+        and at last the terminal (`finish`); one that refuses frames, or that a hole in the
+        ids leaves with a gap to make, is woken (`wake`) to read for itself. Event loop thread
+        only."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="narration-redis-tail")
         self._followers.setdefault(key, {})[follower] = after

@@ -32,7 +32,7 @@ __all__ = ["EventWriter", "QueuedLog"]
 
 logger = logging.getLogger("narration.store.redis")
 
-_WRITE_BATCH = 8192  # queued events per pipelined write
+_WRITE_BATCH = 8192  # queued events per write
 
 
 class QueuedLog(Protocol):
