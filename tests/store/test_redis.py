@@ -7,6 +7,7 @@ import time
 from collections import deque
 from typing import Any
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -480,6 +481,43 @@ async def test_one_write_for_several_jobs_keeps_each_jobs_outcome_its_own(
     assert "Redis refused events of job-00000000-0000-4000-8000-000000000103" in caplog.text
     assert "WRONGTYPE" in caplog.text
     assert stats["cmdstat_evalsha"]["calls"] == 1  # one for the batch, not one per job
+    await store.close()
+
+
+async def test_an_event_needing_its_repr_keeps_its_place_in_its_batch(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """A field only its repr can show is encoded off the loop; the batch it came in (two jobs)
+    is still written in one script call, each job's events in id order."""
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    store = store_for(redis_url)
+    (rec_a, log_a), (rec_b, log_b) = [
+        await running_job(store, f"job-00000000-0000-4000-8000-00000000020{k}") for k in "12"
+    ]
+    await raw.config_resetstat()
+    for i in range(3):
+        first = event(i, rec_a.job_id)
+        if i == 1:
+            first = msgspec.structs.replace(first, fields={"i": i, "thing": Opaque()})
+        log_a.append(first)
+        log_b.append(event(i, rec_b.job_id))
+    await log_a.flush()
+    await log_b.flush()
+    stats = await raw.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 1
+    for log in (log_a, log_b):
+        entries = await raw.xrange(log.log_key)  # what Redis holds, not the writer's window
+        assert [entry_id for entry_id, _ in entries] == [b"1-0", b"2-0", b"3-0"]
+        bodies = [msgspec.json.decode(fields[b"d"]) for _, fields in entries]
+        assert [body["fields"]["i"] for body in bodies] == [0, 1, 2]
+    assert msgspec.json.decode((await raw.xrange(log_a.log_key))[1][1][b"d"])["fields"] == {
+        "i": 1,
+        "thing": "<opaque>",
+    }
     await store.close()
 
 

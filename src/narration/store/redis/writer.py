@@ -322,9 +322,12 @@ class EventWriter(ReentrySafe):
             self._writing = len(batch)
             return batch
 
-    async def _encode(self, batch: list[_Item]) -> None:
-        """Encode the batch's events in place (each bounded; reprs off the loop, together)."""
+    async def _encode(self, batch: list[_Item]) -> dict[QueuedLog, list[bytes]]:
+        """Encode the batch's events in place (each bounded; reprs off the loop, together),
+        grouped per job as `append` takes them: [head, JSON, head, JSON, ...] in id order."""
         caps = self._limits.caps
+        head = EVENT_HEAD.pack
+        groups: dict[QueuedLog, list[bytes]] = {}
         slow: list[int] = []
         for index, (log, event_id, item) in enumerate(batch):
             if type(item) is not bytes:
@@ -336,28 +339,26 @@ class EventWriter(ReentrySafe):
                 batch[index] = (log, event_id, body)
                 log.encoded += 1
                 log.encoded_bytes += len(body)
-        if slow:
-            bodies = await asyncio.gather(
-                *(encode_off_loop(batch[i][2], batch[i][1], caps) for i in slow)  # type: ignore[arg-type]
-            )
-            for index, body in zip(slow, bodies, strict=True):
-                log, event_id, _ = batch[index]
-                batch[index] = (log, event_id, body)
-                log.encoded += 1
-                log.encoded_bytes += len(body)
+                item = body
+            parts = groups.get(log)  # grouped in the same pass: one walk of the batch
+            if parts is None:
+                parts = groups[log] = []
+            parts += (head(event_id, len(item)), item)
+        if not slow:
+            return groups
+        bodies = await asyncio.gather(
+            *(encode_off_loop(batch[i][2], batch[i][1], caps) for i in slow)  # type: ignore[arg-type]
+        )
+        for index, body in zip(slow, bodies, strict=True):
+            log, event_id, _ = batch[index]
+            batch[index] = (log, event_id, body)
+            log.encoded += 1
+            log.encoded_bytes += len(body)
+        return await self._encode(batch)  # all encoded now: grouped in id order
 
     async def _write(self, batch: list[_Item]) -> bool:
         """Write `batch` in one round trip; False when Redis is unreachable."""
-        groups: dict[QueuedLog, list[bytes]] = {}
-        head = EVENT_HEAD.pack
-        await self._encode(batch)
-        for log, event_id, item in batch:
-            assert type(item) is bytes
-            args = groups.get(log)
-            if args is None:
-                args = groups[log] = []
-            args.append(head(event_id, len(item)))
-            args.append(item)
+        groups = await self._encode(batch)
         logs = list(groups)
         # What `append` takes after its keys, per job: maxlen, the events' blob, acknowledged id.
         per_job = {
