@@ -105,6 +105,10 @@ async def test_the_owner_hands_what_redis_acknowledged_to_its_followers(
         assert (a.woken, b.woken, a.cursor) == (0, 0, 22)
         result = await log.read(21, 0)
         assert result.done and result.cursor == 22 and result.frames == a.batches[-1]
+        late = Recorder()  # behind an ended log: the tail reads the rest, the terminal last
+        assert log.follow(19, late)
+        await late.until(lambda: late.finished)
+        assert (late.ids(), late.woken) == ([20, 21, 22], 0)
     finally:
         await store.close()
 

@@ -116,7 +116,7 @@ class RedisEventLog(EventLog):
         terminal = self._terminal_id
         if terminal is not None and after >= terminal:
             return False
-        if not self._local:
+        if not self._local or terminal is not None:  # (the writer has nothing more for it)
             self._reader.follow(self.log_key, after, follower)
             return True
         if after < self.written:
