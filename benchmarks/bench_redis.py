@@ -4,7 +4,10 @@ Run: `python -m benchmarks.bench_redis [--quick] [--json]` (also part of `make b
 
 A private `redis-server` (free port, nothing persisted) and one narration server per store
 (`python -m narration.server`, with this module's handler) run as child processes; the client
-runs here and reads the job's SSE stream over a real socket. Per store:
+runs here and reads the job's SSE stream over a real socket. Both servers run at once and the
+throughput repeats alternate between them (each store first in turn), so the ratio compares
+runs made back to back.
+Per store:
 
 - throughput: one job emits N events as fast as it can (yielding to the loop every 256), one
   SSE client reads them all: events/s from submit to the terminal at the client, and the
@@ -189,50 +192,57 @@ def _ms(values_ns: list[int], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1e6
 
 
-async def _measure(store: str, quick: bool) -> dict[str, Any]:
+async def _measure(stores: dict[str, str], quick: bool) -> dict[str, dict[str, Any]]:
+    """Throughput and latency of every store, each on its own server; the throughput repeats
+    alternate between the stores, so that drift and load hit them alike (same-run ratios)."""
     events = 30_000 if quick else 200_000
     rate, seconds = (5_000, 1) if quick else (10_000, 3)
     repeats = 1 if quick else 3
-    server = _server(store, max_events=events + 10).start()
-    result: dict[str, Any] = {"events": events}
-    problems: list[str] = []
+    servers = {name: _server(url, max_events=events + 10).start() for name, url in stores.items()}
+    results: dict[str, dict[str, Any]] = {name: {"events": events} for name in stores}
+    problems: dict[str, list[str]] = {name: [] for name in stores}
+    rates: dict[str, list[float]] = {name: [] for name in stores}
+    emit_rates: dict[str, list[float]] = {name: [] for name in stores}
     try:
         timeout = httpx.Timeout(60.0, connect=5.0)
         async with httpx.AsyncClient(timeout=timeout) as http:
-            await server.wait_healthy_async(30.0)
-            await _run_job(http, server, Produce(mode="fast", count=2000), False)  # warm-up
-            rates, emit_rates = [], []
-            for _ in range(repeats):
-                stream, elapsed = await _run_job(
-                    http, server, Produce(mode="fast", count=events), False
-                )
-                problems += _check(stream, events + 1)
-                rates.append(events / elapsed)
-                emit_s = stream.end_fields.get("emit_s")
-                if emit_s:
-                    emit_rates.append(events / emit_s)
-            result["events_per_s"] = statistics.median(rates)
-            result["events_per_s_runs"] = [round(value) for value in rates]
-            if emit_rates:
-                result["emit_events_per_s"] = statistics.median(emit_rates)
-            paced = rate * seconds
-            stream, _ = await _run_job(
-                http, server, Produce(mode="paced", count=paced, rate=rate), True
-            )
-            problems += _check(stream, paced + 1)
-            samples = stream.latencies_ns[len(stream.latencies_ns) // 10 :]  # skip warm-up
-            result["latency"] = {
-                "rate_per_s": rate,
-                "samples": len(samples),
-                "p50_ms": _ms(samples, 0.50),
-                "p99_ms": _ms(samples, 0.99),
-                "max_ms": max(samples) / 1e6,
-            }
+            for server in servers.values():
+                await server.wait_healthy_async(30.0)
+                await _run_job(http, server, Produce(mode="fast", count=2000), False)  # warm-up
+            for repeat in range(repeats):
+                order = list(servers.items())
+                for name, server in order[::-1] if repeat % 2 else order:  # each goes first
+                    job = Produce(mode="fast", count=events)
+                    stream, elapsed = await _run_job(http, server, job, False)
+                    problems[name] += _check(stream, events + 1)
+                    rates[name].append(events / elapsed)
+                    emit_s = stream.end_fields.get("emit_s")
+                    if emit_s:
+                        emit_rates[name].append(events / emit_s)
+            for name, server in servers.items():
+                paced = rate * seconds
+                job = Produce(mode="paced", count=paced, rate=rate)
+                stream, _ = await _run_job(http, server, job, True)
+                problems[name] += _check(stream, paced + 1)
+                samples = stream.latencies_ns[len(stream.latencies_ns) // 10 :]  # skip warm-up
+                results[name]["latency"] = {
+                    "rate_per_s": rate,
+                    "samples": len(samples),
+                    "p50_ms": _ms(samples, 0.50),
+                    "p99_ms": _ms(samples, 0.99),
+                    "max_ms": max(samples) / 1e6,
+                }
     finally:
-        server.stop(grace=15.0)
-        server.remove_log()
-    result["problems"] = problems
-    return result
+        for server in servers.values():
+            server.stop(grace=15.0)
+            server.remove_log()
+    for name, result in results.items():
+        result["events_per_s"] = statistics.median(rates[name])
+        result["events_per_s_runs"] = [round(value) for value in rates[name]]
+        if emit_rates[name]:
+            result["emit_events_per_s"] = statistics.median(emit_rates[name])
+        result["problems"] = problems[name]
+    return results
 
 
 async def _idle_streams(store: str, redis_port: int, count: int) -> dict[str, Any]:
@@ -306,17 +316,21 @@ def run(quick: bool = False) -> dict[str, Any]:
             "memory": "memory://",
             "redis": redis.url(prefix=f"bench-{os.getpid()}:"),
         }
-        results = {name: asyncio.run(_measure(url, quick)) for name, url in stores.items()}
+        results = asyncio.run(_measure(stores, quick))
         idle = asyncio.run(_idle_streams(stores["redis"], redis.port, 100 if quick else 1000))
     finally:
         redis.stop()
     if idle["problems"]:
         results["redis"]["problems"] += [f"idle streams: {p}" for p in idle["problems"]]
     through_redis = results["redis"]["events_per_s"]
+    runs = results["redis"]["events_per_s_runs"], results["memory"]["events_per_s_runs"]
+    pairs = zip(*runs, strict=True)
     return {
         "quick": quick,
         **results,
         "redis_vs_memory": through_redis / results["memory"]["events_per_s"],
+        # Per repeat (run back to back): the spread the median ratio hides.
+        "redis_vs_memory_runs": [round(redis / memory, 3) for redis, memory in pairs],
         "redis_idle_streams": idle,
         "targets": {
             "redis_events_per_s_min": TARGET_EVENTS_PER_S,
@@ -343,6 +357,11 @@ def format_table(results: dict[str, Any]) -> str:
             f"  (at {lat['rate_per_s']:,.0f} ev/s)"
         )
     target = results["targets"]
+    runs = ", ".join(f"{ratio:.2f}" for ratio in results["redis_vs_memory_runs"])
+    lines.append(
+        f"redis / memory: {results['redis_vs_memory']:.2f} (medians; per repeat, run back to "
+        f"back: {runs})"
+    )
     lines.append(
         f"target >= {target['redis_events_per_s_min']:,.0f} events/s through Redis: "
         f"{'met' if target['redis_events_per_s_met'] else 'MISSED'}"
