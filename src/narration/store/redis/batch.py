@@ -32,7 +32,7 @@ async def write_batch(
     """Write each of `logs` (`_JobKeys`): `groups[log]` its events as [head, JSON, ...],
     `per_job[log]` what `append` takes after the keys. A result per log, in order."""
     if redis.cluster:
-        return await _per_job(redis, logs, groups, per_job)
+        return await _pipelined(redis, logs, groups, per_job)
     return await _one_call(redis, logs, per_job)
 
 
@@ -61,7 +61,7 @@ async def _one_call(
     ]
 
 
-async def _per_job(
+async def _pipelined(
     redis: Connections,
     logs: list[_JobKeys],
     groups: dict[Any, list[bytes]],

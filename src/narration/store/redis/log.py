@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from ...events import NarrationEvent
 from ...wire import event_frame_from_json, terminal_frame
 from ..base import EventLog, Follower, LogLimits, ReadResult
 from .keys import Keys
 from .reader import StreamReader
 from .scripts import EVENT_HEAD
+from .shared_frames import SharedFrames, hand_over
 from .writer import EventWriter
 
 __all__ = ["LOST_BY_STORE", "RedisEventLog"]
@@ -133,28 +136,9 @@ class RedisEventLog(EventLog):
 
     def acknowledged(self, parts: list[bytes]) -> None:
         followers = self._followers
-        if not followers:
-            return
-        head = EVENT_HEAD.unpack
-        first, last = head(parts[0])[0], head(parts[-2])[0]
-        frames: list[bytes] | None = None
-        for follower, cursor in list(followers.items()):
-            if cursor >= last:
-                continue
-            if cursor < first - 1 or last - first + 1 != len(parts) // 2:  # a hole: a gap
-                del followers[follower]  # that the follower's own read makes
-                follower.wake()
-                continue
-            if frames is None:
-                frames = [
-                    event_frame_from_json(event_id, body)
-                    for event_id, body in zip(range(first, last + 1), parts[1::2], strict=True)
-                ]
-            if follower.deliver(frames[cursor + 1 - first :], last):
-                followers[follower] = last
-            else:
-                del followers[follower]
-                follower.wake()
+        if followers:
+            newest = EVENT_HEAD.unpack(parts[-2])[0]
+            hand_over(followers, newest, partial(SharedFrames.of_written, parts))
 
     def hand_off(self) -> None:
         """From now on the shared tail follows this log's readers here (its lease is gone,

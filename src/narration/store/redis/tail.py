@@ -20,12 +20,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from ..base import Follower
-from .shared_frames import SharedFrames, stream_entry_id
+from .shared_frames import SharedFrames, hand_over, stream_entry_id
 
 __all__ = ["StreamTail"]
 
@@ -181,30 +182,8 @@ class StreamTail:
                         woken = True
                 followed = self._followers.get(key)
                 if followed:
-                    self._hand_over(followed, entries, newest)
+                    hand_over(followed, newest, partial(SharedFrames, entries))
                     if not followed:
                         del self._followers[key]
             if woken:  # let the woken readers write and wait here again first, so that the
                 await asyncio.sleep(0)  # next XREAD covers them (else each would poke it)
-
-    @staticmethod
-    def _hand_over(followers: dict[Follower, int], entries: list[Any], newest: int) -> None:
-        """Deliver the frames of `entries` to the followers they concern, the terminal with
-        `finish`; wake (and forget) those that refuse them or that a hole leaves to read."""
-        shared: SharedFrames | None = None
-        for follower, after in list(followers.items()):
-            if after >= newest:
-                continue
-            if shared is None:
-                shared = SharedFrames(entries)
-            result = shared.after(after)  # None: a hole; done: the terminal
-            if result is not None and not result.done:
-                frames, cursor = result.frames, result.cursor
-                if not frames or follower.deliver(frames, cursor):
-                    followers[follower] = cursor
-                    continue
-            del followers[follower]
-            if result is not None and result.done:
-                follower.finish(result.frames, result.cursor)
-            else:
-                follower.wake()
